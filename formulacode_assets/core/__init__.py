@@ -1,0 +1,1 @@
+"""Dagster-free logic: plain functions over plain data, unit-tested alone."""

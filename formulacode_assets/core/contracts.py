@@ -1,0 +1,145 @@
+"""The columns of each stage, declared once: they build the table, describe it in the UI, and check it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+STATUSES = ("ok", "skipped", "failed")
+_TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    description: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A stage's columns; ``key`` names the columns that identify a row within a month."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                pa.field(c.name, c.type, nullable=c.nullable, metadata={"description": c.description})
+                for c in self.columns
+            ]
+        )
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def to_table(self, rows: Iterable[Mapping]) -> pa.Table:
+        """Build the typed table (missing keys become nulls; unknown keys are an error)."""
+        rows = list(rows)
+        allowed = set(self.names)
+        for row in rows:
+            extra = set(row) - allowed
+            if extra:
+                raise ValueError(f"{self.name}: unexpected columns {sorted(extra)}")
+        return pa.Table.from_pylist([{name: row.get(name) for name in self.names} for row in rows], schema=self.schema)
+
+    def violations(self, table: pa.Table) -> list[str]:
+        """Contract breaches of a table: missing or mistyped columns, nulls where none may be."""
+        problems = []
+        for column in self.columns:
+            if column.name not in table.column_names:
+                problems.append(f"missing column {column.name}")
+                continue
+            actual = table.schema.field(column.name).type
+            if actual != column.type:
+                problems.append(f"column {column.name} is {actual}, expected {column.type}")
+            elif not column.nullable and table.column(column.name).null_count:
+                problems.append(f"column {column.name} has {table.column(column.name).null_count} nulls")
+        if "status" in table.column_names:
+            bad = set(table.column("status").to_pylist()) - set(STATUSES)
+            if bad:
+                problems.append(f"unknown status values {sorted(map(str, bad))}")
+        return problems
+
+
+def _status_columns() -> tuple[Column, ...]:
+    return (
+        Column("status", pa.string(), "ok / skipped / failed", nullable=False),
+        Column("reason", pa.string(), "why a row was skipped or failed (null when ok)"),
+    )
+
+
+_MONTH = Column("month", pa.string(), "partition key of the month (YYYY-MM-01)", nullable=False)
+_REPO = Column("repo_name", pa.string(), "owner/name", nullable=False)
+
+REPOS_VALID = Contract(
+    "repos_valid",
+    (
+        _MONTH,
+        _REPO,
+        Column("url", pa.string(), "git remote the mirror fetches from"),
+        Column("source", pa.string(), "sample / git / github", nullable=False),
+        Column("default_branch", pa.string(), "branch whose first-parent history is mined"),
+        Column("head_sha", pa.string(), "tip of the default branch at the end of the month"),
+        Column("stars", pa.int64(), "stargazers (GitHub source only)"),
+        Column("is_fork", pa.bool_(), "is a fork (GitHub source only)"),
+        Column("is_archived", pa.bool_(), "is archived (GitHub source only)"),
+        Column("asv_conf_path", pa.string(), "path of asv.conf.json at head_sha"),
+        Column("benchmark_dir", pa.string(), "resolved asv benchmark folder, relative to the root"),
+        *_status_columns(),
+    ),
+    key=("repo_name",),
+)
+
+_CHANGE_COLUMNS = (
+    _MONTH,
+    _REPO,
+    Column("merge_commit_sha", pa.string(), "first-parent commit that landed the change"),
+    Column("base_sha", pa.string(), "its first parent: the code before the change"),
+    Column("parent_count", pa.int32(), "2+ for a merge commit"),
+    Column("pr_number", pa.int64(), "PR number from the message (null for direct pushes)"),
+    Column("title", pa.string(), "PR title (or commit subject)"),
+    Column("body", pa.string(), "PR description (or commit body)"),
+    Column("author", pa.string(), "author name of the landing commit"),
+    Column("author_email", pa.string(), "author email of the landing commit"),
+    Column("authored_at", _TS, "author date, UTC"),
+    Column("merged_at", _TS, "committer date of the landing commit, UTC: decides the month"),
+    Column("merge_style", pa.string(), "merge / squash / direct"),
+)
+
+MERGE_COMMITS = Contract(
+    "merge_commits",
+    (*_CHANGE_COLUMNS, *_status_columns()),
+    key=("repo_name", "merge_commit_sha"),
+)
+
+PATCHES = Contract(
+    "patches",
+    (
+        *_CHANGE_COLUMNS,
+        Column("patch", pa.large_string(), "unified diff against base_sha"),
+        Column("patch_chars", pa.int64(), "length of the full diff (patch may be truncated)"),
+        Column("patch_truncated", pa.bool_(), "patch was cut at the size cap"),
+        Column("files_changed", pa.list_(pa.string()), "paths the change touches"),
+        Column("n_files", pa.int32(), "number of files changed"),
+        Column("additions", pa.int64(), "lines added"),
+        Column("deletions", pa.int64(), "lines deleted"),
+        Column("file_change_summary", pa.string(), "markdown table of the changed files"),
+        Column("file_categories", pa.string(), "count of files per kind (bench, docs, core, ...)"),
+        Column("bench_only", pa.bool_(), "only asv benchmarks / config changed"),
+        Column("docs_only", pa.bool_(), "only documentation changed"),
+        Column("touches_asv_conf", pa.bool_(), "asv.conf.json changed"),
+        Column("touches_core", pa.bool_(), "a file outside tests/docs/examples/CI/bench/build/packaging changed"),
+        *_status_columns(),
+    ),
+    key=("repo_name", "merge_commit_sha"),
+)
+
+CONTRACTS = {c.name: c for c in (REPOS_VALID, MERGE_COMMITS, PATCHES)}

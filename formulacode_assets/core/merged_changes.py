@@ -1,0 +1,136 @@
+"""The changes merged into a default branch in a time window, from one ``git log`` per repo-month."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from formulacode_assets.core.git import GitError, run_git
+
+# git's --since stops the walk at the first commit older than the date. Real histories have some
+# committer-date skew along the first-parent chain (fast-forwarded branches, clock errors), so the
+# walk stops this much earlier and the exact window is applied here, on the committer timestamp.
+WALK_SLACK = timedelta(days=60)
+
+_MERGE_PR = re.compile(r"^Merge pull request #(\d+) from \S+")
+_TRAILING_PR = re.compile(r"\s*\(#(\d+)\)\s*$")
+_FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%ct", "%B")
+_LOG_FORMAT = "%x1f".join(_FIELDS)
+
+
+@dataclass(frozen=True)
+class MergedChange:
+    merge_commit_sha: str
+    base_sha: str | None  # the first parent; None for a root commit
+    parent_count: int
+    pr_number: int | None
+    title: str
+    body: str
+    author: str
+    author_email: str
+    authored_at: datetime
+    merged_at: datetime  # the committer date of the first-parent commit, UTC
+    merge_style: str  # "merge" | "squash" | "direct"
+
+
+def parse_pr_reference(message: str, parent_count: int) -> tuple[int | None, str, str, str]:
+    """Split a commit message into (pr_number, title, body, merge_style).
+
+    GitHub writes ``Merge pull request #N from owner/branch`` with the PR title as the first body
+    line for merge commits, and ``Title (#N)`` for squash merges; a merge commit may also use the
+    squash-style subject. Anything else is a direct push with no PR number.
+    """
+    subject, _, rest = message.strip("\n").partition("\n")
+    body = rest.strip("\n")
+    pr_number: int | None = None
+    title = subject.strip()
+    if match := _MERGE_PR.match(subject):
+        pr_number = int(match.group(1))
+        first, _, remainder = body.partition("\n")
+        if first.strip():
+            title, body = first.strip(), remainder.strip("\n")
+    elif match := _TRAILING_PR.search(subject):
+        pr_number = int(match.group(1))
+        title = subject[: match.start()].strip()
+    if parent_count > 1:
+        style = "merge"
+    elif pr_number is not None:
+        style = "squash"
+    else:
+        style = "direct"
+    return pr_number, title, body, style
+
+
+def _utc(timestamp: str) -> datetime:
+    return datetime.fromtimestamp(int(timestamp), tz=UTC)
+
+
+def merged_changes_in_window(git_dir: Path, branch: str, start: datetime, end: datetime) -> list[MergedChange]:
+    """First-parent commits of ``branch`` whose committer date is in ``[start, end)`` (UTC), oldest first."""
+    since = int((start - WALK_SLACK).timestamp())
+    until = int(end.timestamp())
+    out = run_git(
+        git_dir,
+        [
+            "log",
+            "--first-parent",
+            "-z",
+            f"--format={_LOG_FORMAT}",
+            f"--since=@{since}",
+            f"--until=@{until}",
+            f"refs/heads/{branch}",
+            "--",
+        ],
+    )
+    changes: list[MergedChange] = []
+    for record in out.decode("utf-8", "replace").split("\0"):
+        if not record:
+            continue
+        sha, parents, author, email, authored, committed, message = record.split("\x1f", 6)
+        merged_at = _utc(committed)
+        if not (start <= merged_at < end):
+            continue
+        parent_list = parents.split()
+        pr_number, title, body, style = parse_pr_reference(message, len(parent_list))
+        changes.append(
+            MergedChange(
+                merge_commit_sha=sha,
+                base_sha=parent_list[0] if parent_list else None,
+                parent_count=len(parent_list),
+                pr_number=pr_number,
+                title=title,
+                body=body,
+                author=author,
+                author_email=email,
+                authored_at=_utc(authored),
+                merged_at=merged_at,
+                merge_style=style,
+            )
+        )
+    changes.reverse()
+    return changes
+
+
+def last_commit_before(git_dir: Path, branch: str, end: datetime) -> str | None:
+    """The tip of ``branch`` as it stood at ``end`` (first-parent walk on committer date), if any."""
+    out = run_git(
+        git_dir,
+        ["rev-list", "-1", "--first-parent", f"--until=@{int(end.timestamp()) - 1}", f"refs/heads/{branch}", "--"],
+    )
+    sha = out.decode().strip()
+    return sha or None
+
+
+def merge_commit_rows(
+    git_dir: Path, repo_name: str, branch: str, month: str, start: datetime, end: datetime
+) -> list[dict]:
+    """The month's ``merge_commits`` rows of one repository; a git failure becomes one failed row."""
+    try:
+        changes = merged_changes_in_window(git_dir, branch, start, end)
+    except GitError as exc:
+        return [{"month": month, "repo_name": repo_name, "status": "failed", "reason": f"git log failed: {exc.reason}"}]
+    return [
+        {"month": month, "repo_name": repo_name, **asdict(change), "status": "ok", "reason": None} for change in changes
+    ]

@@ -1,0 +1,16 @@
+"""The one entry point: every stage's assets and checks, the monthly job and schedule, the resources."""
+
+from dagster import Definitions
+
+from formulacode_assets.assets.merge_commits import merge_commits
+from formulacode_assets.assets.patches import patches
+from formulacode_assets.assets.repos_valid import repos_valid
+from formulacode_assets.jobs import monthly_job, monthly_schedule
+from formulacode_assets.resources import build_resources
+
+defs = Definitions(
+    assets=[repos_valid, merge_commits, patches],
+    jobs=[monthly_job],
+    schedules=[monthly_schedule],
+    resources=build_resources(),
+)

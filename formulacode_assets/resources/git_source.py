@@ -1,0 +1,55 @@
+"""The repositories to mine and their persistent mirror cache."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from formulacode_assets.core.git import GitError
+from formulacode_assets.core.mirror import MirrorSync, mirror_path, sync_mirror
+from formulacode_assets.core.repos import RepoSpec, read_repo_list
+from formulacode_assets.sample import ensure_sample_store
+
+SOURCES = ("sample", "git")
+
+
+class GitSourceResource(ConfigurableResource):
+    """Where the repository list comes from (``sample`` or a ``git`` CSV) and where mirrors live."""
+
+    source: str = Field(default="sample", description="sample (embedded store) or git (a CSV of remotes)")
+    repos_csv: str | None = Field(default=None, description="CSV with repo_name,url[,default_branch]")
+    cache_dir: str = Field(description="mirrors, the sample store and caches live here")
+    max_workers: int = Field(default=4, description="repositories synced / mined in parallel")
+
+    def repositories(self) -> list[RepoSpec]:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source!r}; expected one of {SOURCES}")
+        if self.source == "sample":
+            return read_repo_list(ensure_sample_store(Path(self.cache_dir) / "sample-store"))
+        if not self.repos_csv:
+            raise ValueError("source 'git' needs repos_csv (FORMULACODE_REPOS_CSV)")
+        return read_repo_list(Path(self.repos_csv))
+
+    def mirror_path(self, repo_name: str) -> Path:
+        return mirror_path(Path(self.cache_dir), repo_name)
+
+    def sync_all(self, specs: list[RepoSpec]) -> dict[str, MirrorSync | str]:
+        """Clone or fetch every usable repository in parallel; a failure is kept as its reason."""
+
+        def sync(spec: RepoSpec) -> MirrorSync | str:
+            try:
+                return sync_mirror(Path(self.cache_dir), spec.repo_name, spec.url, spec.default_branch)
+            except GitError as exc:
+                return f"mirror sync failed: {exc.reason}"
+
+        usable = [s for s in specs if s.problem is None]
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            return dict(zip([s.repo_name for s in usable], pool.map(sync, usable), strict=True))
+
+    def map_repos(self, fn, items: list):
+        """Run ``fn`` over per-repository work items with bounded parallelism, keeping order."""
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            return list(pool.map(fn, items))

@@ -1,0 +1,54 @@
+"""The one place that turns environment variables into bound resources.
+
+A scheduled deployment, ``dagster dev`` and a one-off CLI run all configure the pipeline the same
+way: through these variables (see the README). Values that are set are bound as ``EnvVar`` so the
+UI shows where they came from; unset ones fall back to folders under the working directory.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| FORMULACODE_DATA_DIR | parquet base (local folder or s3://bucket/prefix) | ./data |
+| FORMULACODE_CACHE_DIR (or CACHE_LOCATION) | mirrors, sample store, caches | ./cache |
+| FORMULACODE_CATALOG | DuckDB catalog file | <data dir>/catalog.duckdb |
+| FORMULACODE_SOURCE | sample / git | git if FORMULACODE_REPOS_CSV is set, else sample |
+| FORMULACODE_REPOS_CSV | repository list for the git source | - |
+| FORMULACODE_GIT_WORKERS | repositories mined in parallel | 4 |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dagster import EnvVar
+
+from formulacode_assets.resources.git_source import GitSourceResource
+from formulacode_assets.storage import ParquetIOManager
+
+
+def _setting(environ: Mapping[str, str], *names: str, default: str | None = None):
+    """``EnvVar`` for the first variable that is set (so the UI shows its origin), else the default."""
+    for name in names:
+        if environ.get(name):
+            return EnvVar(name), environ[name]
+    return default, default
+
+
+def build_resources(environ: Mapping[str, str] | None = None) -> dict:
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd()
+    data_dir, data_value = _setting(environ, "FORMULACODE_DATA_DIR", default=str(cwd / "data"))
+    cache_dir, _ = _setting(environ, "FORMULACODE_CACHE_DIR", "CACHE_LOCATION", default=str(cwd / "cache"))
+    local_data = "://" not in data_value
+    catalog, _ = _setting(
+        environ,
+        "FORMULACODE_CATALOG",
+        default=str(Path(data_value) / "catalog.duckdb") if local_data else None,
+    )
+    repos_csv, csv_value = _setting(environ, "FORMULACODE_REPOS_CSV")
+    source, _ = _setting(environ, "FORMULACODE_SOURCE", default="git" if csv_value else "sample")
+    workers = int(environ.get("FORMULACODE_GIT_WORKERS", "4"))
+    return {
+        "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
+        "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
+    }
