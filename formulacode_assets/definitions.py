@@ -6,11 +6,12 @@ from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
 from formulacode_assets.assets.repos_valid import repos_valid
 from formulacode_assets.jobs import monthly_job, monthly_schedule
-from formulacode_assets.resources import build_resources
+from formulacode_assets.resources import build_executor, build_resources
 
 defs = Definitions(
     assets=[repos_valid, merge_commits, patches],
     jobs=[monthly_job],
     schedules=[monthly_schedule],
     resources=build_resources(),
+    executor=build_executor(),
 )

@@ -1,6 +1,6 @@
 """The monthly job over the whole graph and the schedule that runs the month that just closed."""
 
-from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job, in_process_executor
+from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
 from formulacode_assets.partitions import monthly_partitions
 
@@ -8,8 +8,6 @@ monthly_job = define_asset_job(
     "monthly_assets",
     selection=AssetSelection.all(),
     partitions_def=monthly_partitions,
-    # Each stage is one process-light step; the multiprocess executor would add seconds per step.
-    executor_def=in_process_executor,
     description="Materialize every monthly stage for one month (or a range, in one run).",
 )
 

@@ -27,8 +27,12 @@ class RepoBuilder:
 
     def git(self, *args: str, env: dict | None = None) -> str:
         out = subprocess.run(
-            ["git", *args], cwd=self.path, env={**self._env, **(env or {})},
-            capture_output=True, text=True, check=True,
+            ["git", *args],
+            cwd=self.path,
+            env={**self._env, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return out.stdout.strip()
 
@@ -43,8 +47,13 @@ class RepoBuilder:
             self.git("add", "--", rel)
 
     def commit(
-        self, message: str, files: dict[str, str | None] | None = None, *, date: str,
-        author_date: str | None = None, author: str | None = None,
+        self,
+        message: str,
+        files: dict[str, str | None] | None = None,
+        *,
+        date: str,
+        author_date: str | None = None,
+        author: str | None = None,
     ) -> str:
         self.write(files or {})
         env = {"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": author_date or date}
@@ -67,6 +76,8 @@ class RepoBuilder:
     def bare_clone(self, target: Path) -> Path:
         subprocess.run(
             ["git", "clone", "-q", "--bare", "--no-local", str(self.path), str(target)],
-            env=self._env, check=True, capture_output=True,
+            env=self._env,
+            check=True,
+            capture_output=True,
         )
         return target

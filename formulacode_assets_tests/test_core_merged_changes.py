@@ -25,8 +25,9 @@ def _seed(repo):
 
 def test_squash_merge_with_trailing_pr_number(repo):
     base = _seed(repo)
-    sha = repo.commit("Speed up parser (#123)\n\nUse a table lookup.", {"pkg/core.py": "x = 2\n"},
-                      date="2024-02-03T12:00:00Z")
+    sha = repo.commit(
+        "Speed up parser (#123)\n\nUse a table lookup.", {"pkg/core.py": "x = 2\n"}, date="2024-02-03T12:00:00Z"
+    )
     change = _feb(repo)["Speed up parser"]
     assert (change.merge_commit_sha, change.base_sha) == (sha, base)
     assert change.pr_number == 123
@@ -40,8 +41,11 @@ def test_merge_pull_request_commit_takes_title_from_body(repo):
     repo.branch("feature")
     repo.commit("wip", {"pkg/fast.py": "y = 1\n"}, date="2024-02-01T09:00:00Z")
     repo.checkout("main")
-    sha = repo.merge("feature", "Merge pull request #45 from alice/fast-path\n\nAdd a fast path\n\nDetails here.",
-                     date="2024-02-04T08:00:00Z")
+    sha = repo.merge(
+        "feature",
+        "Merge pull request #45 from alice/fast-path\n\nAdd a fast path\n\nDetails here.",
+        date="2024-02-04T08:00:00Z",
+    )
     (change,) = merged_changes_in_window(repo.path / ".git", "main", *FEB)
     assert change.merge_commit_sha == sha and change.base_sha == base
     assert (change.pr_number, change.title, change.merge_style) == (45, "Add a fast path", "merge")
@@ -83,8 +87,9 @@ def test_empty_commit_is_a_merged_change(repo):
 
 def test_authored_next_month_committed_this_month_belongs_to_this_month(repo):
     _seed(repo)
-    repo.commit("Rebased fix (#9)", {"pkg/core.py": "x = 4\n"},
-                date="2024-02-29T23:30:00Z", author_date="2024-03-01T00:30:00Z")
+    repo.commit(
+        "Rebased fix (#9)", {"pkg/core.py": "x = 4\n"}, date="2024-02-29T23:30:00Z", author_date="2024-03-01T00:30:00Z"
+    )
     assert "Rebased fix" in _feb(repo)
     assert merged_changes_in_window(repo.path / ".git", "main", *MAR) == []
 

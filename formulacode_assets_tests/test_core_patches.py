@@ -15,11 +15,22 @@ FEB = (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
 
 def _history(repo):
     """A repository with asv under benchmarks/ and one change of each kind in February."""
-    repo.commit("Initial", {"pkg/core.py": "def f():\n    return 1\n", "README.md": "hi\n",
-                            "asv.conf.json": "{}\n", "benchmarks/bench.py": "def time_f(): pass\n",
-                            "docs/index.rst": "Docs\n"}, date="2024-01-05T00:00:00Z")
-    repo.commit("Faster f (#1)", {"pkg/core.py": "def f():\n    return 2\n", "tests/test_core.py": "x\n"},
-                date="2024-02-02T00:00:00Z")
+    repo.commit(
+        "Initial",
+        {
+            "pkg/core.py": "def f():\n    return 1\n",
+            "README.md": "hi\n",
+            "asv.conf.json": "{}\n",
+            "benchmarks/bench.py": "def time_f(): pass\n",
+            "docs/index.rst": "Docs\n",
+        },
+        date="2024-01-05T00:00:00Z",
+    )
+    repo.commit(
+        "Faster f (#1)",
+        {"pkg/core.py": "def f():\n    return 2\n", "tests/test_core.py": "x\n"},
+        date="2024-02-02T00:00:00Z",
+    )
     repo.commit("Docs typo (#2)", {"README.md": "hello\n", "docs/index.rst": "Docs!\n"}, date="2024-02-03T00:00:00Z")
     repo.commit("Add benchmark (#3)", {"benchmarks/bench2.py": "def time_g(): pass\n"}, date="2024-02-04T00:00:00Z")
     repo.commit("Trigger CI", date="2024-02-05T00:00:00Z")
@@ -76,10 +87,13 @@ def test_unusual_paths_and_binary_files(repo):
     repo.commit("Initial", {"a.py": "1\n"}, date="2024-01-05T00:00:00Z")
     (repo.path / "data.bin").write_bytes(b"\x00\x01\x02")
     repo.git("add", "data.bin")
-    repo.commit("Odd paths (#1)", {"src/tab\tname.py": "x\n", "src/ünï cödé.py": "y\n", 'q"uote.py': "z\n"},
-                date="2024-02-02T00:00:00Z")
+    repo.commit(
+        "Odd paths (#1)",
+        {"src/tab\tname.py": "x\n", "src/ünï cödé.py": "y\n", 'q"uote.py': "z\n"},
+        date="2024-02-02T00:00:00Z",
+    )
     (row,) = _rows(repo.path / ".git").values()
-    assert sorted(row["files_changed"]) == sorted(['data.bin', 'q"uote.py', "src/tab\tname.py", "src/ünï cödé.py"])
+    assert sorted(row["files_changed"]) == sorted(["data.bin", 'q"uote.py', "src/tab\tname.py", "src/ünï cödé.py"])
     assert "| `data.bin` | added | core | bin | bin |" in row["file_change_summary"]
     assert row["additions"] == 3
 

@@ -29,8 +29,21 @@ def test_valid_repo_names(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["numpy", "a/b/c", "../etc", "a/..", "./x", "-rf/x", "owner/-upload-pack=evil", "a b/c", "a/b;rm", "", "/abs",
-     "a/", "a/b\n"],
+    [
+        "numpy",
+        "a/b/c",
+        "../etc",
+        "a/..",
+        "./x",
+        "-rf/x",
+        "owner/-upload-pack=evil",
+        "a b/c",
+        "a/b;rm",
+        "",
+        "/abs",
+        "a/",
+        "a/b\n",
+    ],
 )
 def test_invalid_repo_names(name):
     with pytest.raises(InvalidRepoName):
@@ -78,11 +91,7 @@ def test_validity_is_judged_at_the_end_of_the_month(repo):
 def test_repo_list_keeps_bad_lines_with_a_reason(tmp_path):
     csv = tmp_path / "repos.csv"
     csv.write_text(
-        "repo_name,url,default_branch\n"
-        "good/repo,./local/repo,\n"
-        "../evil,/tmp/x,\n"
-        "good/repo,/dup,\n"
-        "gh/only,,develop\n"
+        "repo_name,url,default_branch\ngood/repo,./local/repo,\n../evil,/tmp/x,\ngood/repo,/dup,\ngh/only,,develop\n"
     )
     specs = {s.repo_name: s for s in read_repo_list(csv)}
     assert specs["good/repo"].url == str((tmp_path / "local/repo").resolve())
@@ -119,8 +128,10 @@ def test_repos_valid_rows_report_each_failure(repo, tmp_path):
                 mirrors[spec.repo_name] = sync_mirror(cache, spec.repo_name, spec.url)
             except Exception as exc:  # noqa: BLE001 - the resource does the same, see GitSourceResource
                 mirrors[spec.repo_name] = f"mirror sync failed: {exc}"
-    rows = {r["repo_name"]: r for r in repos_valid_rows(specs, mirrors, "git", "2024-01-01",
-                                                         datetime(2024, 2, 1, tzinfo=UTC))}
+    rows = {
+        r["repo_name"]: r
+        for r in repos_valid_rows(specs, mirrors, "git", "2024-01-01", datetime(2024, 2, 1, tzinfo=UTC))
+    }
     assert rows["ok/repo"]["status"] == "ok" and rows["ok/repo"]["benchmark_dir"] == "asv_bench/benchmarks"
     assert rows["missing/repo"]["status"] == "failed" and "mirror sync failed" in rows["missing/repo"]["reason"]
     assert rows["-bad/name"]["status"] == "failed" and "unsafe segment" in rows["-bad/name"]["reason"]

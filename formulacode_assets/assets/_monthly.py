@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from types import ModuleType
+from typing import Any
 
 import pyarrow as pa
 from dagster import (
@@ -20,6 +21,10 @@ from dagster import (
 
 from formulacode_assets.checks import contract_check_results
 from formulacode_assets.core.contracts import Contract
+
+# An upstream monthly input: one table, or {partition_key: table} when a run spans several months.
+# (Typed as Any for Dagster's input type check, which cannot check a union.)
+MonthlyInput = Any
 
 _PREVIEW_ROWS = 10
 _PREVIEW_TEXT = 60

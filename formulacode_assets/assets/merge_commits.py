@@ -1,7 +1,12 @@
-import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, asset
 
-from formulacode_assets.assets._monthly import code_version_of, monthly_output, months_of_run, tables_by_month
+from formulacode_assets.assets._monthly import (
+    MonthlyInput,
+    code_version_of,
+    monthly_output,
+    months_of_run,
+    tables_by_month,
+)
 from formulacode_assets.checks import contract_check_specs
 from formulacode_assets.core import merged_changes
 from formulacode_assets.core.contracts import MERGE_COMMITS
@@ -17,7 +22,7 @@ from formulacode_assets.resources.git_source import GitSourceResource
     group_name="mining",
     kinds={"git", "parquet"},
 )
-def merge_commits(context: AssetExecutionContext, git_source: GitSourceResource, repos_valid: pa.Table):
+def merge_commits(context: AssetExecutionContext, git_source: GitSourceResource, repos_valid: MonthlyInput):
     """Changes merged into each valid repository's default branch in the month (first-parent, UTC committer date).
 
     One ``git log`` per repository-month; a repository whose history cannot be read becomes a

@@ -1,9 +1,14 @@
 from itertools import groupby
 
-import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, asset
 
-from formulacode_assets.assets._monthly import code_version_of, monthly_output, months_of_run, tables_by_month
+from formulacode_assets.assets._monthly import (
+    MonthlyInput,
+    code_version_of,
+    monthly_output,
+    months_of_run,
+    tables_by_month,
+)
 from formulacode_assets.checks import contract_check_specs
 from formulacode_assets.core import patches as core_patches
 from formulacode_assets.core.contracts import PATCHES
@@ -22,8 +27,8 @@ from formulacode_assets.resources.git_source import GitSourceResource
 def patches(
     context: AssetExecutionContext,
     git_source: GitSourceResource,
-    merge_commits: pa.Table,
-    repos_valid: pa.Table,
+    merge_commits: MonthlyInput,
+    repos_valid: MonthlyInput,
 ):
     """Each merged change's diff against its base, with stats, a file summary and bench/docs/core flags.
 

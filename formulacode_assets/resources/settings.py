@@ -12,6 +12,7 @@ UI shows where they came from; unset ones fall back to folders under the working
 | FORMULACODE_SOURCE | sample / git | git if FORMULACODE_REPOS_CSV is set, else sample |
 | FORMULACODE_REPOS_CSV | repository list for the git source | - |
 | FORMULACODE_GIT_WORKERS | repositories mined in parallel | 4 |
+| FORMULACODE_EXECUTOR | in_process / multiprocess | in_process |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dagster import EnvVar
+from dagster import EnvVar, ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.storage import ParquetIOManager
@@ -52,3 +53,13 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
         "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
         "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
     }
+
+
+def build_executor(environ: Mapping[str, str] | None = None) -> ExecutorDefinition:
+    """In-process by default: each multiprocess step pays seconds of process start for little work."""
+    environ = os.environ if environ is None else environ
+    choice = environ.get("FORMULACODE_EXECUTOR", "in_process")
+    executors = {"in_process": in_process_executor, "multiprocess": multiprocess_executor}
+    if choice not in executors:
+        raise ValueError(f"FORMULACODE_EXECUTOR must be one of {sorted(executors)}, got {choice!r}")
+    return executors[choice]

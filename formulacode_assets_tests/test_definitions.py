@@ -1,0 +1,82 @@
+"""Whole-definition tests: the definitions load and hold the expected graph, job, schedule and checks."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from dagster import (
+    AssetKey,
+    BackfillPolicy,
+    DagsterInstance,
+    EnvVar,
+    build_schedule_context,
+    in_process_executor,
+    multiprocess_executor,
+)
+from dagster._core.instance.ref import InstanceRef
+
+from formulacode_assets.definitions import defs
+from formulacode_assets.partitions import monthly_partitions
+from formulacode_assets.resources import build_executor, build_resources
+
+EXPECTED_ASSETS = {"repos_valid", "merge_commits", "patches"}
+
+
+def test_definitions_load_with_the_expected_graph():
+    graph = defs.resolve_asset_graph()
+    assert {k.path[-1] for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    assert graph.get(AssetKey("merge_commits")).parent_keys == {AssetKey("repos_valid")}
+    assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == monthly_partitions
+        assert node.backfill_policy == BackfillPolicy.single_run()
+        assert node.code_version
+    checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
+    assert checks == {(a, c) for a in EXPECTED_ASSETS for c in ("contract", "failure_rate")}
+
+
+def test_monthly_partitions_are_utc_months_from_2024():
+    assert monthly_partitions.get_first_partition_key() == "2024-01-01"
+    window = monthly_partitions.time_window_for_partition_key("2024-02-01")
+    assert (window.start, window.end) == (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+
+
+def test_schedule_runs_the_month_that_just_closed():
+    schedule = defs.get_schedule_def("monthly_assets_schedule")
+    assert schedule.cron_schedule == "0 3 2 * *"
+    job = defs.resolve_job_def("monthly_assets")
+    assert job.partitions_def == monthly_partitions
+    context = build_schedule_context(scheduled_execution_time=datetime(2024, 3, 2, 3, 0, tzinfo=UTC))
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2024-02-01"
+
+
+def test_resources_follow_environment_variables(tmp_path):
+    csv = tmp_path / "repos.csv"
+    environ = {
+        "FORMULACODE_DATA_DIR": str(tmp_path / "d"),
+        "FORMULACODE_REPOS_CSV": str(csv),
+        "CACHE_LOCATION": str(tmp_path / "c"),
+    }
+    resources = build_resources(environ)
+    git_source = resources["git_source"]
+    # Set variables are bound as EnvVar (the UI shows their origin); a CSV implies the git source.
+    assert isinstance(git_source.repos_csv, EnvVar) and git_source.repos_csv.env_var_name == "FORMULACODE_REPOS_CSV"
+    assert git_source.cache_dir.env_var_name == "CACHE_LOCATION"
+    assert git_source.source == "git"
+    assert resources["io_manager"].catalog_path == str(tmp_path / "d" / "catalog.duckdb")
+    defaults = build_resources({})
+    assert defaults["git_source"].source == "sample"
+    assert build_executor({}) is in_process_executor
+    assert build_executor({"FORMULACODE_EXECUTOR": "multiprocess"}) is multiprocess_executor
+
+
+def test_instance_configs_load(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path), config_dir=str(root))) as instance:
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    deploy = yaml.safe_load((root / "deploy" / "dagster.yaml").read_text())
+    assert deploy["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    assert {"postgres", "user_code", "webserver", "daemon"} <= set(compose["services"])
