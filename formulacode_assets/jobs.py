@@ -2,12 +2,9 @@
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
-from formulacode_assets.partitions import monthly_partitions
-
 monthly_job = define_asset_job(
     "monthly_assets",
     selection=AssetSelection.all(),
-    partitions_def=monthly_partitions,
     description="Materialize every monthly stage for one month (or a range, in one run).",
 )
 

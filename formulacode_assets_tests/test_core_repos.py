@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from formulacode_assets.core.asv_config import AsvConfigError, find_asv_config, load_asv_json, resolve_benchmark_dir
+from formulacode_assets.core.git import GitError, run_git
 from formulacode_assets.core.mirror import mirror_path, sync_mirror
 from formulacode_assets.core.repo_names import InvalidRepoName, validate_repo_name
 from formulacode_assets.core.repos import read_repo_list, repo_validity_at, repos_valid_rows
@@ -135,3 +136,11 @@ def test_repos_valid_rows_report_each_failure(repo, tmp_path):
     assert rows["ok/repo"]["status"] == "ok" and rows["ok/repo"]["benchmark_dir"] == "asv_bench/benchmarks"
     assert rows["missing/repo"]["status"] == "failed" and "mirror sync failed" in rows["missing/repo"]["reason"]
     assert rows["-bad/name"]["status"] == "failed" and "unsafe segment" in rows["-bad/name"]["reason"]
+
+
+def test_git_timeouts_and_failures_are_git_errors(tmp_path):
+    with pytest.raises(GitError, match="timed out"):
+        run_git(None, ["hash-object", "--stdin"], input=b"x" * 10, timeout=0.000001)
+    with pytest.raises(GitError) as info:
+        run_git(tmp_path / "nowhere.git", ["rev-parse", "HEAD"])
+    assert info.value.reason and info.value.returncode != 0

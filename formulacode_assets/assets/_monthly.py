@@ -13,14 +13,17 @@ from typing import Any
 import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
+    BackfillPolicy,
     MetadataValue,
     Output,
     TableColumn,
     TableSchema,
+    asset,
 )
 
-from formulacode_assets.checks import contract_check_results
+from formulacode_assets.checks import contract_check_results, contract_check_specs
 from formulacode_assets.core.contracts import Contract
+from formulacode_assets.partitions import monthly_partitions
 
 # An upstream monthly input: one table, or {partition_key: table} when a run spans several months.
 # (Typed as Any for Dagster's input type check, which cannot check a union.)
@@ -36,6 +39,23 @@ def code_version_of(*modules: ModuleType) -> str:
     for module in modules:
         digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:12]
+
+
+def monthly_asset(contract: Contract, *, versioned_by: tuple[ModuleType, ...], group_name: str, kinds: set[str]):
+    """``@asset`` for a monthly stage named after its contract, with its checks and a code version.
+
+    Single-run backfills: a range of months runs as one run, so per-run costs (mirror fetches,
+    process start) are paid once; each month still lands in its own file.
+    """
+    return asset(
+        name=contract.name,
+        partitions_def=monthly_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        code_version=code_version_of(*versioned_by),
+        check_specs=contract_check_specs(contract),
+        group_name=group_name,
+        kinds=kinds | {"parquet"},
+    )
 
 
 def months_of_run(context: AssetExecutionContext) -> list[tuple[str, datetime, datetime]]:

@@ -1,27 +1,18 @@
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from formulacode_assets.assets._monthly import (
     MonthlyInput,
-    code_version_of,
+    monthly_asset,
     monthly_output,
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.checks import contract_check_specs
 from formulacode_assets.core import merged_changes
 from formulacode_assets.core.contracts import MERGE_COMMITS
-from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources.git_source import GitSourceResource
 
 
-@asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    code_version=code_version_of(merged_changes),
-    check_specs=contract_check_specs(MERGE_COMMITS),
-    group_name="mining",
-    kinds={"git", "parquet"},
-)
+@monthly_asset(MERGE_COMMITS, versioned_by=(merged_changes,), group_name="mining", kinds={"git"})
 def merge_commits(context: AssetExecutionContext, git_source: GitSourceResource, repos_valid: MonthlyInput):
     """Changes merged into each valid repository's default branch in the month (first-parent, UTC committer date).
 

@@ -1,29 +1,20 @@
 from itertools import groupby
 
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
 from formulacode_assets.assets._monthly import (
     MonthlyInput,
-    code_version_of,
+    monthly_asset,
     monthly_output,
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.checks import contract_check_specs
 from formulacode_assets.core import patches as core_patches
 from formulacode_assets.core.contracts import PATCHES
-from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources.git_source import GitSourceResource
 
 
-@asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    code_version=code_version_of(core_patches),
-    check_specs=contract_check_specs(PATCHES),
-    group_name="mining",
-    kinds={"git", "parquet"},
-)
+@monthly_asset(PATCHES, versioned_by=(core_patches,), group_name="mining", kinds={"git"})
 def patches(
     context: AssetExecutionContext,
     git_source: GitSourceResource,

@@ -1,21 +1,12 @@
-from dagster import AssetExecutionContext, BackfillPolicy, asset
+from dagster import AssetExecutionContext
 
-from formulacode_assets.assets._monthly import code_version_of, monthly_output, months_of_run
-from formulacode_assets.checks import contract_check_specs
+from formulacode_assets.assets._monthly import monthly_asset, monthly_output, months_of_run
 from formulacode_assets.core import asv_config, mirror, repos
 from formulacode_assets.core.contracts import REPOS_VALID
-from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources.git_source import GitSourceResource
 
 
-@asset(
-    partitions_def=monthly_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    code_version=code_version_of(repos, asv_config, mirror),
-    check_specs=contract_check_specs(REPOS_VALID),
-    group_name="mining",
-    kinds={"git", "parquet"},
-)
+@monthly_asset(REPOS_VALID, versioned_by=(repos, asv_config, mirror), group_name="mining", kinds={"git"})
 def repos_valid(context: AssetExecutionContext, git_source: GitSourceResource):
     """Repositories fit to mine in the month: an ``asv.conf.json`` on the default branch at month end.
 

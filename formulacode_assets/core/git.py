@@ -47,7 +47,10 @@ def run_git(
     if git_dir is not None:
         cmd.append(f"--git-dir={git_dir}")
     cmd.extend(args)
-    proc = subprocess.run(cmd, input=input, capture_output=True, env=git_env(), timeout=timeout, check=False)
+    try:
+        proc = subprocess.run(cmd, input=input, capture_output=True, env=git_env(), timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(args, -1, f"timed out after {exc.timeout} s") from None
     if proc.returncode != 0:
         raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
     return proc.stdout

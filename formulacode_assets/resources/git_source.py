@@ -44,6 +44,8 @@ class GitSourceResource(ConfigurableResource):
                 return sync_mirror(Path(self.cache_dir), spec.repo_name, spec.url, spec.default_branch)
             except GitError as exc:
                 return f"mirror sync failed: {exc.reason}"
+            except OSError as exc:  # disk full, permissions: this repository fails, the month goes on
+                return f"mirror sync failed: {exc}"
 
         usable = [s for s in specs if s.problem is None]
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
