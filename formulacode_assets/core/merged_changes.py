@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -132,5 +132,5 @@ def merge_commit_rows(
     except GitError as exc:
         return [{"month": month, "repo_name": repo_name, "status": "failed", "reason": f"git log failed: {exc.reason}"}]
     return [
-        {"month": month, "repo_name": repo_name, **asdict(change), "status": "ok", "reason": None} for change in changes
+        {"month": month, "repo_name": repo_name, **vars(change), "status": "ok", "reason": None} for change in changes
     ]

@@ -68,7 +68,9 @@ def _clone(url: str, target: Path) -> None:
         run_git(tmp, ["config", "--unset-all", "remote.origin.fetch"])
         for spec in _FETCH_REFSPECS:
             run_git(tmp, ["config", "--add", "remote.origin.fetch", spec])
-        run_git(tmp, ["config", "gc.auto", "0"])
+        # Fetches trigger git's own auto-gc, so monthly packs get consolidated; never in the
+        # background, where it would outlive the mirror lock.
+        run_git(tmp, ["config", "gc.autoDetach", "false"])
         _fetch(tmp)
         tmp.rename(target)
     finally:
