@@ -11,20 +11,23 @@ from dagster import DagsterInstance, materialize
 
 from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
+from formulacode_assets.assets.repos_discovered import repos_discovered
 from formulacode_assets.assets.repos_valid import repos_valid
 from formulacode_assets.core.contracts import PATCHES
 from formulacode_assets.core.mirror import sync_mirror
 from formulacode_assets.resources import GitSourceResource
+from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.sample import SAMPLE_CHANGES
 from formulacode_assets.storage import ParquetIOManager
 
-ASSETS = [repos_valid, merge_commits, patches]
+ASSETS = [repos_discovered, repos_valid, merge_commits, patches]
 
 
 def _resources(tmp_path: Path, **source) -> dict:
     return {
         "io_manager": ParquetIOManager(base_path=str(tmp_path / "data"), catalog_path=str(tmp_path / "catalog.duckdb")),
         "git_source": GitSourceResource(cache_dir=str(tmp_path / "cache"), **source),
+        "github_api": GitHubResource(cache_dir=str(tmp_path / "cache")),
     }
 
 
@@ -75,7 +78,7 @@ def test_sample_month_materializes_all_three_assets(tmp_path):
     assert "merge_commit_sha" in [c.name for c in materializations["patches"]["dagster/column_schema"].schema.columns]
     assert "| repo_name" in materializations["patches"]["preview"].value
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 6 and all(c.passed for c in checks)
+    assert len(checks) == 8 and all(c.passed for c in checks)
 
     with duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True) as con:
         assert con.sql("select count(*) from patches").fetchone() == (10,)
@@ -138,7 +141,7 @@ def test_broken_repositories_become_status_rows_and_the_month_succeeds(tmp_path,
     assert rows["Docs"]["status"] == "failed" and "unreadable objects" in rows["Docs"]["reason"]
 
 
-@pytest.mark.parametrize("source", ["github", "nope"])
+@pytest.mark.parametrize("source", ["gitlab", "nope"])
 def test_unknown_source_is_a_clear_error(tmp_path, source):
     with pytest.raises(ValueError, match="unknown source"):
         GitSourceResource(cache_dir=str(tmp_path), source=source).repositories()

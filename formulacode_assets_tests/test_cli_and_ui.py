@@ -49,7 +49,7 @@ def test_two_month_backfill_through_the_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stderr
-    for asset in ("repos_valid", "merge_commits", "patches"):
+    for asset in ("repos_discovered", "repos_valid", "merge_commits", "patches"):
         assert sorted(p.name for p in (tmp_path / "data" / asset).glob("*.parquet")) == [
             "2024-01.parquet",
             "2024-02.parquet",
@@ -138,7 +138,8 @@ def test_webserver_serves_the_asset_graph(tmp_path):
             "/".join(n["assetKey"]["path"]): sorted("/".join(d["path"]) for d in n["dependencyKeys"]) for n in nodes
         }
         assert graph == {
-            "repos_valid": [],
+            "repos_discovered": [],
+            "repos_valid": ["repos_discovered"],
             "merge_commits": ["repos_valid"],
             "patches": ["merge_commits", "repos_valid"],
         }

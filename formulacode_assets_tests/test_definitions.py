@@ -19,12 +19,13 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_valid", "merge_commits", "patches"}
+EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches"}
 
 
 def test_definitions_load_with_the_expected_graph():
     graph = defs.resolve_asset_graph()
     assert {k.path[-1] for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    assert graph.get(AssetKey("repos_valid")).parent_keys == {AssetKey("repos_discovered")}
     assert graph.get(AssetKey("merge_commits")).parent_keys == {AssetKey("repos_valid")}
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
     for key in graph.get_all_asset_keys():

@@ -41,7 +41,9 @@ def code_version_of(*modules: ModuleType) -> str:
     return digest.hexdigest()[:12]
 
 
-def monthly_asset(contract: Contract, *, versioned_by: tuple[ModuleType, ...], group_name: str, kinds: set[str]):
+def monthly_asset(
+    contract: Contract, *, versioned_by: tuple[ModuleType, ...], group_name: str, kinds: set[str], **asset_kwargs
+):
     """``@asset`` for a monthly stage named after its contract, with its checks and a code version.
 
     Single-run backfills: a range of months runs as one run, so per-run costs (mirror fetches,
@@ -55,6 +57,7 @@ def monthly_asset(contract: Contract, *, versioned_by: tuple[ModuleType, ...], g
         check_specs=contract_check_specs(contract),
         group_name=group_name,
         kinds=kinds | {"parquet"},
+        **asset_kwargs,
     )
 
 
@@ -95,7 +98,7 @@ def _preview(table: pa.Table) -> str:
 
 
 def monthly_output(
-    context: AssetExecutionContext, contract: Contract, tables: dict[str, pa.Table]
+    context: AssetExecutionContext, contract: Contract, tables: dict[str, pa.Table], extra_metadata: dict | None = None
 ) -> Iterator[Output | object]:
     """Yield the output (one table per month) with the standard metadata, then the contract checks."""
     combined = pa.concat_tables(tables.values()) if tables else contract.to_table([])
@@ -119,6 +122,7 @@ def monthly_output(
     }
     for status in ("ok", "skipped", "failed"):
         metadata[f"rows_{status}"] = MetadataValue.int(statuses.get(status, 0))
+    metadata.update(extra_metadata or {})
     value = tables if len(tables) > 1 else next(iter(tables.values()))
     yield Output(value, metadata=metadata)
     yield from contract_check_results(contract, combined)

@@ -7,29 +7,47 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import merged_changes
+from formulacode_assets.core import github, merged_changes
 from formulacode_assets.core.contracts import MERGE_COMMITS
+from formulacode_assets.core.response_cache import month_is_closed
 from formulacode_assets.resources.git_source import GitSourceResource
+from formulacode_assets.resources.github import GitHubResource
 
 
-@monthly_asset(MERGE_COMMITS, versioned_by=(merged_changes,), group_name="mining", kinds={"git"})
-def merge_commits(context: AssetExecutionContext, git_source: GitSourceResource, repos_valid: MonthlyInput):
-    """Changes merged into each valid repository's default branch in the month (first-parent, UTC committer date).
+@monthly_asset(MERGE_COMMITS, versioned_by=(merged_changes, github), group_name="mining", kinds={"git", "github"})
+def merge_commits(
+    context: AssetExecutionContext,
+    git_source: GitSourceResource,
+    github_api: GitHubResource,
+    repos_valid: MonthlyInput,
+):
+    """Changes merged into each valid repository's default branch in the month.
 
-    One ``git log`` per repository-month; a repository whose history cannot be read becomes a
+    git / sample source: first-parent commits by UTC committer date, one ``git log`` per
+    repository-month. GitHub source: every PR merged in the month (by ``merged_at``, whenever it
+    was opened), with its text, labels, discussion before the merge and linked issues; the code
+    side (base sha, parents) comes from the mirror. A repository or PR that cannot be read becomes a
     failed row and the rest of the month goes on.
     """
     valid_by_month = tables_by_month(context, repos_valid)
+    api = github_api.source(log=context.log.warning) if git_source.source == "github" else None
     tables = {}
     for month, start, end in months_of_run(context):
         valid = [r for r in valid_by_month[month].to_pylist() if r["status"] == "ok"]
-        per_repo = git_source.map_repos(
-            lambda r, month=month, start=start, end=end: merged_changes.merge_commit_rows(
-                git_source.mirror_path(r["repo_name"]), r["repo_name"], r["default_branch"], month, start, end
-            ),
-            valid,
-        )
-        rows = [row for repo_rows in per_repo for row in repo_rows]
+        closed = month_is_closed(end)
+
+        def mine(repo: dict, month=month, start=start, end=end, closed=closed) -> list[dict]:
+            git_dir = git_source.mirror_path(repo["repo_name"])
+            if api is None:
+                return merged_changes.merge_commit_rows(
+                    git_dir, repo["repo_name"], repo["default_branch"], month, start, end
+                )
+            pulls, capped = api.merged_pull_requests(repo["repo_name"], repo["default_branch"], start, end, closed)
+            for slice_ in capped:
+                context.log.warning(f"{repo['repo_name']}: PR search slice over the cap, results lost: {slice_}")
+            return merged_changes.pull_request_rows(git_dir, repo["repo_name"], month, start, end, pulls)
+
+        rows = [row for repo_rows in git_source.map_repos(mine, valid) for row in repo_rows]
         context.log.info(f"{month}: {len(rows)} merged changes in {len(valid)} repositories")
         tables[month] = MERGE_COMMITS.to_table(rows)
     yield from monthly_output(context, MERGE_COMMITS, tables)

@@ -79,6 +79,20 @@ def _status_columns() -> tuple[Column, ...]:
 _MONTH = Column("month", pa.string(), "partition key of the month (YYYY-MM-01)", nullable=False)
 _REPO = Column("repo_name", pa.string(), "owner/name", nullable=False)
 
+REPOS_DISCOVERED = Contract(
+    "repos_discovered",
+    (
+        _MONTH,
+        _REPO,
+        Column("url", pa.string(), "git remote from the repository list (GitHub: learned in repos_valid)"),
+        Column("default_branch", pa.string(), "branch named in the repository list, if any"),
+        Column("discovered_by", pa.string(), "sample / csv / search / search+csv", nullable=False),
+        Column("asv_conf_path", pa.string(), "where code search found asv.conf.json"),
+        *_status_columns(),
+    ),
+    key=("repo_name",),
+)
+
 REPOS_VALID = Contract(
     "repos_valid",
     (
@@ -89,8 +103,12 @@ REPOS_VALID = Contract(
         Column("default_branch", pa.string(), "branch whose first-parent history is mined"),
         Column("head_sha", pa.string(), "tip of the default branch at the end of the month"),
         Column("stars", pa.int64(), "stargazers (GitHub source only)"),
+        Column("watchers", pa.int64(), "watchers / subscribers (GitHub source only)"),
         Column("is_fork", pa.bool_(), "is a fork (GitHub source only)"),
+        Column("fork_parent", pa.string(), "the repository it was forked from (GitHub source only)"),
         Column("is_archived", pa.bool_(), "is archived (GitHub source only)"),
+        Column("is_disabled", pa.bool_(), "is disabled (GitHub source only)"),
+        Column("renamed_from", pa.string(), "the name it was listed under, when GitHub redirected (301)"),
         Column("asv_conf_path", pa.string(), "path of asv.conf.json at head_sha"),
         Column("benchmark_dir", pa.string(), "resolved asv benchmark folder, relative to the root"),
         *_status_columns(),
@@ -112,6 +130,16 @@ _CHANGE_COLUMNS = (
     Column("authored_at", _TS, "author date, UTC"),
     Column("merged_at", _TS, "committer date of the landing commit, UTC: decides the month"),
     Column("merge_style", pa.string(), "merge / squash / direct"),
+    # PR-only fields: null for the git source.
+    Column("pr_url", pa.string(), "PR page (GitHub source)"),
+    Column("pr_author", pa.string(), "PR author login (GitHub source)"),
+    Column("pr_labels", pa.list_(pa.string()), "PR labels (GitHub source)"),
+    Column("pr_created_at", _TS, "PR opened at, UTC (GitHub source; may be before the month)"),
+    Column("pr_base_sha", pa.string(), "PR base.sha as GitHub reports it (GitHub source)"),
+    Column("pr_head_sha", pa.string(), "PR head.sha (GitHub source)"),
+    Column("pr_comments", pa.large_string(), "JSON list of issue comments made before the merge (GitHub source)"),
+    Column("pr_review_comments", pa.large_string(), "JSON list of review comments made before the merge"),
+    Column("linked_issues", pa.large_string(), "JSON list of issues the PR closes or links: repo, number, title, body"),
 )
 
 MERGE_COMMITS = Contract(
@@ -142,4 +170,4 @@ PATCHES = Contract(
     key=("repo_name", "merge_commit_sha"),
 )
 
-CONTRACTS = {c.name: c for c in (REPOS_VALID, MERGE_COMMITS, PATCHES)}
+CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES)}

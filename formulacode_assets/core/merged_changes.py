@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,3 +135,91 @@ def merge_commit_rows(
     return [
         {"month": month, "repo_name": repo_name, **vars(change), "status": "ok", "reason": None} for change in changes
     ]
+
+
+def commits_by_sha(git_dir: Path, shas: list[str]) -> dict[str, dict]:
+    """Parents, author and dates of the given commits (one git process); unknown shas are absent."""
+    if not shas:
+        return {}
+    out = run_git(
+        git_dir,
+        ["log", "--no-walk=unsorted", "--stdin", "--ignore-missing", "-z", f"--format={_LOG_FORMAT}"],
+        input="".join(f"{sha}\n" for sha in shas).encode(),
+    )
+    commits = {}
+    for record in out.decode("utf-8", "replace").split("\0"):
+        if record:
+            sha, parents, author, email, authored, committed, _message = record.split("\x1f", 6)
+            commits[sha] = {
+                "parents": parents.split(),
+                "author": author,
+                "author_email": email,
+                "authored_at": _utc(authored),
+            }
+    return commits
+
+
+def pull_request_rows(
+    git_dir: Path, repo_name: str, month: str, start: datetime, end: datetime, pulls: list[dict]
+) -> list[dict]:
+    """``merge_commits`` rows from GitHub PR records, with the code side (base = first parent) from the mirror.
+
+    A PR belongs to the month by ``merged_at``, whenever it was opened. A PR whose merge commit
+    is not in the mirror (force-pushed away, not fetched) is a failed row with that reason.
+    """
+    shas = [p["merge_commit_sha"] for p in pulls if p.get("status") == "ok" and p.get("merge_commit_sha")]
+    try:
+        commits = commits_by_sha(git_dir, shas)
+    except GitError as exc:
+        commits, git_problem = {}, f"git log failed: {exc.reason}"
+    else:
+        git_problem = None
+    rows = []
+    for pr in pulls:
+        row = {"month": month, "repo_name": repo_name, "pr_number": pr["number"]}
+        if pr.get("status") != "ok":
+            rows.append({**row, "status": "failed", "reason": pr.get("reason")})
+            continue
+        merged_at = datetime.strptime(pr["merged_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        if not (start <= merged_at < end):
+            continue  # search returned a PR outside the window (its index lags): not this month's
+        sha = pr.get("merge_commit_sha")
+        commit = commits.get(sha) if sha else None
+        row.update(
+            {
+                "merge_commit_sha": sha,
+                "title": pr["title"],
+                "body": pr["body"],
+                "merged_at": merged_at,
+                "pr_url": pr.get("url"),
+                "pr_author": pr.get("author"),
+                "pr_labels": pr.get("labels") or [],
+                "pr_created_at": datetime.strptime(pr["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC),
+                "pr_base_sha": pr.get("base_sha"),
+                "pr_head_sha": pr.get("head_sha"),
+                "pr_comments": json.dumps(pr.get("comments") or []),
+                "pr_review_comments": json.dumps(pr.get("review_comments") or []),
+                "linked_issues": json.dumps(pr.get("linked_issues") or []),
+            }
+        )
+        if commit is None:
+            reason = git_problem or (
+                f"merge commit {sha} is not in the mirror" if sha else "PR has no merge commit sha"
+            )
+            rows.append({**row, "status": "failed", "reason": reason})
+            continue
+        parents = commit["parents"]
+        rows.append(
+            {
+                **row,
+                "base_sha": parents[0] if parents else None,
+                "parent_count": len(parents),
+                "author": commit["author"],
+                "author_email": commit["author_email"],
+                "authored_at": commit["authored_at"],
+                "merge_style": "merge" if len(parents) > 1 else "squash",
+                "status": "ok",
+                "reason": None,
+            }
+        )
+    return sorted(rows, key=lambda r: (r.get("merged_at") or end, r["pr_number"]))

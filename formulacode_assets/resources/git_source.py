@@ -13,23 +13,30 @@ from formulacode_assets.core.mirror import MirrorSync, mirror_path, sync_mirror
 from formulacode_assets.core.repos import RepoSpec, read_repo_list
 from formulacode_assets.sample import ensure_sample_store
 
-SOURCES = ("sample", "git")
+SOURCES = ("sample", "git", "github")
 
 
 class GitSourceResource(ConfigurableResource):
-    """Where the repository list comes from (``sample`` or a ``git`` CSV) and where mirrors live."""
+    """Which source the pipeline mines (the one switch), the repository list, and where mirrors live.
 
-    source: str = Field(default="sample", description="sample (embedded store) or git (a CSV of remotes)")
-    repos_csv: str | None = Field(default=None, description="CSV with repo_name,url[,default_branch]")
+    ``sample``: the embedded sample store; ``git``: the CSV of remotes; ``github``: code search for
+    ``asv.conf.json`` united with the CSV (optional), PRs from the GitHub API.
+    """
+
+    source: str = Field(default="sample", description="sample (embedded store), git (a CSV of remotes) or github")
+    repos_csv: str | None = Field(default=None, description="CSV with repo_name[,url][,default_branch]")
     cache_dir: str = Field(description="mirrors, the sample store and caches live here")
     max_workers: int = Field(default=4, description="repositories synced / mined in parallel")
 
     def repositories(self) -> list[RepoSpec]:
+        """The listed repositories (for ``github``, the optional user CSV that is united with search)."""
         if self.source not in SOURCES:
             raise ValueError(f"unknown source {self.source!r}; expected one of {SOURCES}")
         if self.source == "sample":
             return read_repo_list(ensure_sample_store(Path(self.cache_dir) / "sample-store"))
         if not self.repos_csv:
+            if self.source == "github":
+                return []
             raise ValueError("source 'git' needs repos_csv (FORMULACODE_REPOS_CSV)")
         return read_repo_list(Path(self.repos_csv))
 

@@ -13,6 +13,11 @@ UI shows where they came from; unset ones fall back to folders under the working
 | FORMULACODE_REPOS_CSV | repository list for the git source | - |
 | FORMULACODE_GIT_WORKERS | repositories mined in parallel | 4 |
 | FORMULACODE_EXECUTOR | in_process / multiprocess | in_process |
+| GH_TOKENS (or GH_TOKEN, GH_TOKENs) | GitHub tokens, comma-separated (secret: EnvVar only) | - |
+| FORMULACODE_GITHUB_URL | GitHub API root (GitHub Enterprise: https://host/api/v3) | https://api.github.com |
+| FORMULACODE_MIN_STARS | GitHub repositories with fewer stars are skipped | 500 |
+| FORMULACODE_GITHUB_REFRESH | 1: refetch closed months instead of using cached responses | 0 |
+| FORMULACODE_GITHUB_PACING | seconds between GitHub requests | 0.25 |
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from dagster import EnvVar, ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from formulacode_assets.resources.git_source import GitSourceResource
+from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.storage import ParquetIOManager
 
 
@@ -49,9 +55,19 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
     repos_csv, csv_value = _setting(environ, "FORMULACODE_REPOS_CSV")
     source, _ = _setting(environ, "FORMULACODE_SOURCE", default="git" if csv_value else "sample")
     workers = int(environ.get("FORMULACODE_GIT_WORKERS", "4"))
+    tokens, _ = _setting(environ, "GH_TOKENS", "GH_TOKENs", "GH_TOKEN")
+    github_url, _ = _setting(environ, "FORMULACODE_GITHUB_URL", default="https://api.github.com")
     return {
         "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
         "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
+        "github_api": GitHubResource(
+            tokens=tokens,
+            base_url=github_url,
+            min_stars=int(environ.get("FORMULACODE_MIN_STARS", "500")),
+            refresh=environ.get("FORMULACODE_GITHUB_REFRESH", "0").lower() in {"1", "true", "yes"},
+            seconds_between_requests=float(environ.get("FORMULACODE_GITHUB_PACING", "0.25")),
+            cache_dir=cache_dir,
+        ),
     }
 
 

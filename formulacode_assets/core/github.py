@@ -1,0 +1,394 @@
+"""GitHub as a source of repositories and merged pull requests, through PyGithub.
+
+PyGithub does the HTTP work: pagination, retries (``GithubRetry``: 403 secondary limits honour
+``Retry-After``, primary limits wait for the reset, 5xx back off) and pacing
+(``seconds_between_requests``). This module adds what the pipeline needs on top:
+
+- token rotation: one client per token, each call goes to the client with the most quota left;
+- search that never loses results to the 1,000-result cap: a query whose ``total_count`` passes the
+  cap is split (file-size ranges for code search, time windows for PR search) until every slice is
+  under it; a slice that cannot be split further is reported, not silently truncated;
+- plain-dict records (JSON-serialisable, so closed months are cached by ``ResponseCache``);
+- 404 / 410 / 451 become a repository status; a renamed repository (301) is followed and recorded.
+
+Tokens live only inside the PyGithub clients: never in keys, records, logs or exception text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from github import Auth, Github, GithubException, GithubRetry
+
+from formulacode_assets.core.response_cache import ResponseCache
+
+SEARCH_CAP = 1000
+# Repository states that are answers, not errors: gone, moved away, blocked for legal reasons.
+REPO_STATUS_CODES = {404: "not found", 410: "gone", 451: "unavailable for legal reasons"}
+_CLOSING = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+(?:(?P<repo>[\w.-]+/[\w.-]+))?#(?P<number>\d+)", re.IGNORECASE
+)
+_ISSUE_URL = re.compile(r"https?://[^\s/]+/(?P<repo>[\w.-]+/[\w.-]+)/issues/(?P<number>\d+)")
+
+
+class GitHubRequestError(RuntimeError):
+    """A request failed after PyGithub's retries; the message never includes credentials."""
+
+    def __init__(self, what: str, status: int | None, message: str):
+        self.status = status
+        self.reason = f"{what}: HTTP {status} {message}".strip() if status else f"{what}: {message}"
+        super().__init__(self.reason)
+
+
+def _error(what: str, exc: Exception) -> GitHubRequestError:
+    if isinstance(exc, GithubException):
+        data = exc.data if isinstance(exc.data, dict) else {}
+        return GitHubRequestError(what, exc.status, str(data.get("message", ""))[:200])
+    # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
+    # a short text; neither carries the Authorization header.
+    return GitHubRequestError(what, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    base_url: str = "https://api.github.com"
+    tokens: tuple[str, ...] = ()
+    per_page: int = 100
+    seconds_between_requests: float = 0.25
+    timeout: int = 30
+    max_retries: int = 8
+    backoff_factor: float = 2.0
+    secondary_rate_wait: float = 60.0
+    max_rate_limit_wait: float = 3600.0
+
+
+class GitHubClientPool:
+    """One PyGithub client per token; each call takes the client with the most remaining quota."""
+
+    def __init__(self, settings: GitHubSettings):
+        self.settings = settings
+        retry = GithubRetry(
+            total=settings.max_retries,
+            backoff_factor=settings.backoff_factor,
+            secondary_rate_wait=settings.secondary_rate_wait,
+            max_rate_limit_wait=settings.max_rate_limit_wait,
+        )
+        auths = [Auth.Token(t) for t in settings.tokens] or [None]
+        self._clients = [
+            Github(
+                auth=auth,
+                base_url=settings.base_url.rstrip("/"),
+                per_page=settings.per_page,
+                timeout=settings.timeout,
+                retry=retry,
+                seconds_between_requests=settings.seconds_between_requests or None,
+                seconds_between_writes=None,
+            )
+            for auth in auths
+        ]
+        self._lock = threading.Lock()
+        self._turn = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._clients)
+
+    def client(self) -> Github:
+        """Round-robin, preferring clients whose last response reported quota left."""
+        with self._lock:
+            self._turn += 1
+            order = self._clients[self._turn % len(self._clients) :] + self._clients[: self._turn % len(self._clients)]
+            # rate_limiting is (-1, -1) until a response was seen; unknown counts as available.
+            for gh in order:
+                remaining, _limit = gh.requester.rate_limiting  # from the last response; makes no request
+                if remaining != 0:
+                    return gh
+            return order[0]
+
+
+# --- splitting queries under the search cap ---------------------------------------------------------
+
+
+@dataclass
+class SearchSlices:
+    """The leaves of a split search: each under the cap, plus those that could not be split."""
+
+    leaves: list[tuple[Any, int]] = field(default_factory=list)
+    capped: list[tuple[Any, int]] = field(default_factory=list)
+
+
+def split_until_under_cap(
+    root: Any, count: Callable[[Any], int], split: Callable[[Any], tuple[Any, Any] | None], cap: int = SEARCH_CAP
+) -> SearchSlices:
+    """Split ``root`` (a size range, a time window) until each slice counts at most ``cap`` results."""
+    result = SearchSlices()
+    pending = [root]
+    while pending:
+        part = pending.pop()
+        n = count(part)
+        if n <= cap:
+            if n:
+                result.leaves.append((part, n))
+            continue
+        halves = split(part)
+        if halves is None:
+            result.capped.append((part, n))
+        else:
+            pending.extend(reversed(halves))
+    return result
+
+
+def _split_int_range(part: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    lo, hi = part
+    if lo >= hi:
+        return None
+    mid = (lo + hi) // 2
+    return (lo, mid), (mid + 1, hi)
+
+
+def _split_window(part: tuple[datetime, datetime]) -> tuple[tuple[datetime, datetime], ...] | None:
+    start, end = part
+    if end - start <= timedelta(seconds=2):
+        return None
+    mid = start + (end - start) / 2
+    mid = mid.replace(microsecond=0)
+    return (start, mid), (mid, end)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GitHubSource:
+    """The GitHub calls of the pipeline, cached per closed month."""
+
+    def __init__(self, pool: GitHubClientPool, cache: ResponseCache, log: Callable[[str], None] = lambda _m: None):
+        self.pool = pool
+        self.cache = cache
+        self.log = log
+
+    # -- search ------------------------------------------------------------------------------------
+
+    def _search_page(self, kind: str, query: str, page: int) -> dict:
+        gh = self.pool.client()
+        try:
+            results = gh.search_code(query) if kind == "code" else gh.search_issues(query)
+            items = results.get_page(page)
+            return {
+                "total_count": results.totalCount,
+                "incomplete_results": bool(results.incomplete_results),
+                "items": [item.raw_data for item in items],
+            }
+        except GithubException as exc:
+            raise _error(f"search {kind} {query!r}", exc) from None
+        except Exception as exc:  # retries exhausted, connection errors
+            raise _error(f"search {kind} {query!r}", exc) from None
+
+    def _search_all(self, kind: str, query: str, first: dict) -> Iterator[dict]:
+        yield from first["items"]
+        pages = min(first["total_count"], SEARCH_CAP)
+        page_count = (pages + self.pool.settings.per_page - 1) // self.pool.settings.per_page
+        for page in range(1, page_count):
+            yield from self._search_page(kind, query, page)["items"]
+
+    def search(self, kind: str, root: Any, query_for: Callable[[Any], str], split, closed: bool, cache_key: dict):
+        """Every item of a search split under the cap; returns ``(items, capped_slices)``."""
+
+        def fetch():
+            firsts: dict[str, dict] = {}
+
+            def count(part):
+                query = query_for(part)
+                firsts[query] = self._search_page(kind, query, 0)
+                return firsts[query]["total_count"]
+
+            slices = split_until_under_cap(root, count, split)
+            items = []
+            for part, n in slices.leaves:
+                query = query_for(part)
+                found = list(self._search_all(kind, query, firsts[query]))
+                if len(found) < n:
+                    self.log(f"search slice {query!r}: {len(found)} of {n} results returned")
+                items.extend(found)
+            capped = [{"query": query_for(part), "total_count": n} for part, n in slices.capped]
+            return {"items": items, "capped": capped}
+
+        answer = self.cache.get_or_fetch(f"search-{kind}", cache_key, closed, fetch)
+        return answer["items"], answer["capped"]
+
+    def discover_asv_repositories(self, closed: bool, month: str, max_size: int = 1 << 20) -> tuple[list[dict], list]:
+        """Repositories with a file named ``asv.conf.json`` (code search split by file size)."""
+        items, capped = self.search(
+            "code",
+            (0, max_size),
+            lambda r: f"filename:asv.conf.json size:{r[0]}..{r[1]}",
+            _split_int_range,
+            closed,
+            {"what": "asv.conf.json", "month": month, "base_url": self.pool.settings.base_url},
+        )
+        found: dict[str, dict] = {}
+        for item in items:
+            repo = item.get("repository") or {}
+            name = repo.get("full_name")
+            if name and item.get("name") == "asv.conf.json":
+                found.setdefault(name, {"repo_name": name, "asv_conf_path": item.get("path")})
+        return sorted(found.values(), key=lambda r: r["repo_name"]), capped
+
+    def merged_pr_numbers(
+        self, repo_name: str, branch: str, start: datetime, end: datetime, closed: bool
+    ) -> tuple[list[int], list]:
+        """Numbers of PRs merged into ``branch`` in ``[start, end)``, by merge time (never creation time)."""
+
+        def query_for(part):
+            lo, hi = part
+            # GitHub's ranges are inclusive: stop one second before the window's end.
+            return (
+                f"repo:{repo_name} is:pr is:merged base:{branch} merged:{_iso(lo)}..{_iso(hi - timedelta(seconds=1))}"
+            )
+
+        items, capped = self.search(
+            "issues",
+            (start, end),
+            query_for,
+            _split_window,
+            closed,
+            {
+                "repo": repo_name,
+                "branch": branch,
+                "start": _iso(start),
+                "end": _iso(end),
+                "base_url": self.pool.settings.base_url,
+            },
+        )
+        numbers = sorted({int(item["number"]) for item in items})
+        return numbers, capped
+
+    # -- repositories --------------------------------------------------------------------------------
+
+    def repository(self, repo_name: str, closed: bool, month: str) -> dict:
+        """Repository metadata, or ``{"status": ..., "reason": ...}`` for 404/410/451 and request failures."""
+
+        def fetch():
+            gh = self.pool.client()
+            try:
+                data = gh.get_repo(repo_name).raw_data
+            except GithubException as exc:
+                if exc.status in REPO_STATUS_CODES:
+                    return {
+                        "status": "failed",
+                        "reason": f"repository {REPO_STATUS_CODES[exc.status]} (HTTP {exc.status})",
+                    }
+                return {"status": "failed", "reason": _error(f"GET repos/{repo_name}", exc).reason}
+            except Exception as exc:
+                return {"status": "failed", "reason": _error(f"GET repos/{repo_name}", exc).reason}
+            parent = data.get("parent") or {}
+            return {
+                "status": "ok",
+                "full_name": data.get("full_name"),
+                "clone_url": data.get("clone_url"),
+                "default_branch": data.get("default_branch"),
+                "stars": data.get("stargazers_count"),
+                "watchers": data.get("subscribers_count", data.get("watchers_count")),
+                "is_fork": bool(data.get("fork")),
+                "fork_parent": parent.get("full_name"),
+                "is_archived": bool(data.get("archived")),
+                "is_disabled": bool(data.get("disabled")),
+            }
+
+        return self.cache.get_or_fetch(
+            "repos", {"repo": repo_name, "month": month, "base_url": self.pool.settings.base_url}, closed, fetch
+        )
+
+    def repositories(self, names: list[str], closed: bool, month: str) -> dict[str, dict]:
+        return {name: self.repository(name, closed, month) for name in names}
+
+    # -- pull requests -------------------------------------------------------------------------------
+
+    def pull_request(self, repo_name: str, number: int, closed: bool) -> dict:
+        """A merged PR with what a task needs: text, labels, shas, discussion before the merge, linked issues."""
+
+        def fetch():
+            gh = self.pool.client()
+            what = f"{repo_name}#{number}"
+            try:
+                repo = gh.get_repo(repo_name, lazy=True)
+                pr = repo.get_pull(number)
+                merged_at = pr.merged_at
+                comments = [
+                    _comment(c) for c in pr.get_issue_comments() if merged_at is None or c.created_at < merged_at
+                ]
+                reviews = [
+                    _comment(c) for c in pr.get_review_comments() if merged_at is None or c.created_at < merged_at
+                ]
+                linked = [
+                    self._linked_issue(repo_name, repo, ref) for ref in linked_issue_refs(pr.body or "", repo_name)
+                ]
+            except GithubException as exc:
+                return {"number": number, "status": "failed", "reason": _error(f"GET {what}", exc).reason}
+            except Exception as exc:
+                return {"number": number, "status": "failed", "reason": _error(f"GET {what}", exc).reason}
+            return {
+                "number": number,
+                "status": "ok",
+                "title": pr.title,
+                "body": pr.body or "",
+                "url": pr.html_url,
+                "author": pr.user.login if pr.user else None,
+                "labels": [label.name for label in pr.labels],
+                "created_at": _iso(pr.created_at),
+                "merged_at": _iso(merged_at) if merged_at else None,
+                "merge_commit_sha": pr.merge_commit_sha,
+                "base_sha": pr.base.sha,
+                "head_sha": pr.head.sha,
+                "comments": comments,
+                "review_comments": reviews,
+                "linked_issues": [issue for issue in linked if issue is not None],
+            }
+
+        return self.cache.get_or_fetch(
+            "pulls", {"repo": repo_name, "number": number, "base_url": self.pool.settings.base_url}, closed, fetch
+        )
+
+    def merged_pull_requests(
+        self, repo_name: str, branch: str, start: datetime, end: datetime, closed: bool
+    ) -> tuple[list[dict], list]:
+        """Every PR merged into ``branch`` in the window, as records; plus search slices over the cap."""
+        numbers, capped = self.merged_pr_numbers(repo_name, branch, start, end, closed)
+        return [self.pull_request(repo_name, n, closed) for n in numbers], capped
+
+    def _linked_issue(self, pr_repo_name: str, pr_repo, ref: tuple[str, int]) -> dict | None:
+        repo_name, number = ref
+        try:
+            target = pr_repo if repo_name == pr_repo_name else self.pool.client().get_repo(repo_name, lazy=True)
+            issue = target.get_issue(number)
+            return {"repo": repo_name, "number": number, "title": issue.title, "body": issue.body or ""}
+        except GithubException as exc:
+            self.log(f"linked issue {repo_name}#{number} skipped: HTTP {exc.status}")
+            return None
+
+
+def _comment(comment) -> dict:
+    return {
+        "author": comment.user.login if comment.user else None,
+        "created_at": _iso(comment.created_at),
+        "body": comment.body or "",
+    }
+
+
+def linked_issue_refs(body: str, repo_name: str) -> list[tuple[str, int]]:
+    """Issues a PR body closes (``fixes #12``, ``closes owner/repo#3``) or links by URL, in order, once each."""
+    refs: list[tuple[str, int]] = []
+    for match in _CLOSING.finditer(body):
+        refs.append((match.group("repo") or repo_name, int(match.group("number"))))
+    for match in _ISSUE_URL.finditer(body):
+        refs.append((match.group("repo"), int(match.group("number"))))
+    return list(dict.fromkeys(refs))
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
