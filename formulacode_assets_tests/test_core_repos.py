@@ -8,7 +8,7 @@ from formulacode_assets.core.asv_config import AsvConfigError, find_asv_config, 
 from formulacode_assets.core.git import GitError, run_git
 from formulacode_assets.core.mirror import mirror_path, sync_mirror
 from formulacode_assets.core.repo_names import InvalidRepoName, validate_repo_name
-from formulacode_assets.core.repos import read_repo_list, repo_validity_at, repos_valid_rows
+from formulacode_assets.core.repos import github_exclusion, read_repo_list, repo_validity_at, repos_valid_rows
 
 COMMENTED_CONF = """// asv config, as real projects write it
 {
@@ -144,3 +144,22 @@ def test_git_timeouts_and_failures_are_git_errors(tmp_path):
     with pytest.raises(GitError) as info:
         run_git(tmp_path / "nowhere.git", ["rev-parse", "HEAD"])
     assert info.value.reason and info.value.returncode != 0
+
+
+_META = {"status": "ok", "full_name": "o/r", "is_fork": False, "is_archived": False, "is_disabled": False, "stars": 800}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({}, None),
+        ({"is_fork": True, "fork_parent": "up/r"}, "fork of up/r"),
+        ({"is_archived": True}, "archived"),
+        ({"is_disabled": True}, "disabled"),
+        ({"stars": 499}, "499 stars < 500"),
+        ({"full_name": "airspeed-velocity/asv"}, "asv itself is not a benchmark target"),
+        ({"status": "failed", "reason": "repository not found (HTTP 404)"}, "repository not found (HTTP 404)"),
+    ],
+)
+def test_github_exclusion_reasons(change, reason):
+    assert github_exclusion({**_META, **change}, min_stars=500) == reason

@@ -88,6 +88,8 @@ class GitHubClientPool:
                 retry=retry,
                 seconds_between_requests=settings.seconds_between_requests or None,
                 seconds_between_writes=None,
+                # Objects are fetched when first read: get_repo(...).get_pull(n) costs one request.
+                lazy=True,
             )
             for auth in auths
         ]
@@ -182,7 +184,7 @@ class GitHubSource:
             return {
                 "total_count": results.totalCount,
                 "incomplete_results": bool(results.incomplete_results),
-                "items": [item.raw_data for item in items],
+                "items": [_search_item(kind, item) for item in items],
             }
         except GithubException as exc:
             raise _error(f"search {kind} {query!r}", exc) from None
@@ -233,10 +235,9 @@ class GitHubSource:
         )
         found: dict[str, dict] = {}
         for item in items:
-            repo = item.get("repository") or {}
-            name = repo.get("full_name")
-            if name and item.get("name") == "asv.conf.json":
-                found.setdefault(name, {"repo_name": name, "asv_conf_path": item.get("path")})
+            name = item["repo_name"]
+            if name and item["path"].rsplit("/", 1)[-1] == "asv.conf.json":
+                found.setdefault(name, {"repo_name": name, "asv_conf_path": item["path"]})
         return sorted(found.values(), key=lambda r: r["repo_name"]), capped
 
     def merged_pr_numbers(
@@ -316,7 +317,7 @@ class GitHubSource:
             gh = self.pool.client()
             what = f"{repo_name}#{number}"
             try:
-                repo = gh.get_repo(repo_name, lazy=True)
+                repo = gh.get_repo(repo_name)
                 pr = repo.get_pull(number)
                 merged_at = pr.merged_at
                 comments = [
@@ -364,12 +365,19 @@ class GitHubSource:
     def _linked_issue(self, pr_repo_name: str, pr_repo, ref: tuple[str, int]) -> dict | None:
         repo_name, number = ref
         try:
-            target = pr_repo if repo_name == pr_repo_name else self.pool.client().get_repo(repo_name, lazy=True)
+            target = pr_repo if repo_name == pr_repo_name else self.pool.client().get_repo(repo_name)
             issue = target.get_issue(number)
             return {"repo": repo_name, "number": number, "title": issue.title, "body": issue.body or ""}
         except GithubException as exc:
             self.log(f"linked issue {repo_name}#{number} skipped: HTTP {exc.status}")
             return None
+
+
+def _search_item(kind: str, item) -> dict:
+    """The fields the pipeline uses from a search hit (attributes present in the hit: no extra request)."""
+    if kind == "code":
+        return {"repo_name": item.repository.full_name, "path": item.path}
+    return {"number": item.number}
 
 
 def _comment(comment) -> dict:
