@@ -53,6 +53,7 @@ class FakeGitHub:
         self.review_comments: dict[tuple[str, int], list[dict]] = {}
         self.issues: dict[tuple[str, int], dict] = {}
         self.faults: list[Fault] = []
+        self.incomplete_searches = 0  # the next N search answers say incomplete_results: true
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -221,7 +222,10 @@ class FakeGitHub:
         reachable = matches[:SEARCH_CAP]  # GitHub serves at most 1,000 results of a query
         items = reachable[(page - 1) * per_page : page * per_page]
         last = max(1, -(-len(reachable) // per_page))
-        body = {"total_count": len(matches), "incomplete_results": False, "items": items}
+        with self._lock:
+            incomplete = self.incomplete_searches > 0
+            self.incomplete_searches -= incomplete
+        body = {"total_count": len(matches), "incomplete_results": incomplete, "items": items}
         return 200, body, self._links(path, query, page, last)
 
     def _code_matches(self, q: str) -> list:

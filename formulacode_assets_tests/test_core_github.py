@@ -172,6 +172,21 @@ def test_rate_limits_and_server_errors_are_retried(server, tmp_path):
     assert server.count("/search/issues") == 2 and server.count("/repos/octo/lib/pulls/1") == 2
 
 
+def test_incomplete_search_results_are_asked_again(server, tmp_path):
+    server.add_repo("octo/lib", "/nowhere")
+    server.add_pull(
+        "octo/lib",
+        1,
+        title="t",
+        created_at="2024-02-01T00:00:00Z",
+        merged_at="2024-02-03T10:00:00Z",
+        merge_commit_sha="a" * 40,
+    )
+    server.incomplete_searches = 2
+    numbers, _ = _source(server, tmp_path).merged_pr_numbers("octo/lib", "main", *FEB, closed=True)
+    assert numbers == [1] and server.count("/search/issues") == 3
+
+
 def test_errors_that_outlast_the_retries_become_a_failed_record(server, tmp_path):
     server.add_repo("octo/lib", "/nowhere")
     server.add_pull(

@@ -67,7 +67,9 @@ def test_resources_follow_environment_variables(tmp_path):
     assert git_source.cache_dir.env_var_name == "CACHE_LOCATION"
     assert git_source.source == "git"
     assert resources["io_manager"].catalog_path == str(tmp_path / "d" / "catalog.duckdb")
+    assert build_resources({"GH_TOKEN": "x"})["github_api"].tokens.env_var_name == "GH_TOKEN"
     defaults = build_resources({})
+    assert defaults["github_api"].tokens is None
     assert defaults["git_source"].source == "sample"
     assert build_executor({}) is in_process_executor
     assert build_executor({"FORMULACODE_EXECUTOR": "multiprocess"}) is multiprocess_executor

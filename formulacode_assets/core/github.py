@@ -176,7 +176,16 @@ class GitHubSource:
 
     # -- search ------------------------------------------------------------------------------------
 
-    def _search_page(self, kind: str, query: str, page: int) -> dict:
+    def _search_page(self, kind: str, query: str, page: int, attempts: int = 3) -> dict:
+        """One page of a search; GitHub's ``incomplete_results`` (a timed-out search) is asked again."""
+        for _attempt in range(attempts):
+            answer = self._search_page_once(kind, query, page)
+            if not answer["incomplete_results"]:
+                return answer
+        self.log(f"search {query!r} page {page + 1}: GitHub still reports incomplete results")
+        return answer
+
+    def _search_page_once(self, kind: str, query: str, page: int) -> dict:
         gh = self.pool.client()
         try:
             results = gh.search_code(query) if kind == "code" else gh.search_issues(query)
