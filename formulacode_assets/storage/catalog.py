@@ -18,6 +18,11 @@ import duckdb
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# Filtered views that are queries over an asset's view, created when that asset has data.
+DERIVED_VIEWS = {
+    "performance_commits": ("perf_commits", "SELECT * FROM perf_commits WHERE is_performance"),
+}
+
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -49,9 +54,12 @@ def refresh_catalog(data_dir: Path, catalog_path: Path) -> list[str]:
                 for view, folder in folders.items():
                     glob = _sql_string(str(folder / "*.parquet"))
                     con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({glob}, union_by_name = true)")
+                for view, (base, query) in DERIVED_VIEWS.items():
+                    if base in folders:
+                        con.execute(f"CREATE VIEW {view} AS {query}")
             os.replace(tmp_name, catalog_path)
         finally:
             for leftover in (tmp_name, tmp_name + ".wal"):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
-    return list(folders)
+    return [*folders, *(v for v, (base, _q) in DERIVED_VIEWS.items() if base in folders)]
