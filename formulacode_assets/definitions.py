@@ -4,13 +4,14 @@ from dagster import Definitions
 
 from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
+from formulacode_assets.assets.perf_commits import perf_commits
 from formulacode_assets.assets.repos_discovered import repos_discovered
 from formulacode_assets.assets.repos_valid import repos_valid
 from formulacode_assets.jobs import monthly_job, monthly_schedule
 from formulacode_assets.resources import build_executor, build_resources
 
 defs = Definitions(
-    assets=[repos_discovered, repos_valid, merge_commits, patches],
+    assets=[repos_discovered, repos_valid, merge_commits, patches, perf_commits],
     jobs=[monthly_job],
     schedules=[monthly_schedule],
     resources=build_resources(),

@@ -19,7 +19,7 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches"}
+EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits"}
 
 
 def test_definitions_load_with_the_expected_graph():
@@ -28,6 +28,7 @@ def test_definitions_load_with_the_expected_graph():
     assert graph.get(AssetKey("repos_valid")).parent_keys == {AssetKey("repos_discovered")}
     assert graph.get(AssetKey("merge_commits")).parent_keys == {AssetKey("repos_valid")}
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
+    assert graph.get(AssetKey("perf_commits")).parent_keys == {AssetKey("patches")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def == monthly_partitions
@@ -70,6 +71,9 @@ def test_resources_follow_environment_variables(tmp_path):
     assert build_resources({"GH_TOKEN": "x"})["github_api"].tokens.env_var_name == "GH_TOKEN"
     defaults = build_resources({})
     assert defaults["github_api"].tokens is None
+    assert defaults["llm"].uses_heuristic
+    llm = build_resources({"DSPY_MODEL_NAME": "m", "DSPY_API_KEY": "k", "DSPY_TEMPERATURE": "0.3"})["llm"]
+    assert llm.api_key.env_var_name == "DSPY_API_KEY" and llm.temperature == 0.3
     assert defaults["git_source"].source == "sample"
     assert build_executor({}) is in_process_executor
     assert build_executor({"FORMULACODE_EXECUTOR": "multiprocess"}) is multiprocess_executor

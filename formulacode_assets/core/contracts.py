@@ -170,4 +170,31 @@ PATCHES = Contract(
     key=("repo_name", "merge_commit_sha"),
 )
 
-CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES)}
+_LABEL_COLUMNS = (
+    Column(
+        "prefilter_pass", pa.bool_(), "passed the keyword/size pre-filter and was sent to the judge", nullable=False
+    ),
+    Column("prefilter_reason", pa.string(), "why the pre-filter passed or rejected the change", nullable=False),
+    Column("is_performance", pa.bool_(), "performance-improving (false when skipped, null when judging failed)"),
+    Column("category", pa.string(), "kind of optimization (performance rows only)"),
+    Column("difficulty", pa.string(), "easy / medium / hard (performance rows only)"),
+    Column("reasoning", pa.string(), "the judge's (and classifier's) reasoning"),
+    Column("problem_statement", pa.large_string(), "the problem the change solves, near-verbatim from the PR"),
+    Column("problem_statement_source", pa.string(), "extracted (LM, near-verbatim) or pr_text (title + body)"),
+    Column("classifier", pa.string(), "model name, or 'heuristic' when no LM is configured", nullable=False),
+    Column("model", pa.string(), "the LM as routed (provider/model); null for the heuristic"),
+    Column("prompt_version", pa.string(), "hash of the programs' prompts (or of the heuristic rules)", nullable=False),
+)
+
+PERF_COMMITS = Contract(
+    "perf_commits",
+    (
+        *(c for c in PATCHES.columns if c.name not in ("status", "reason")),
+        *_LABEL_COLUMNS,
+        *(c for c in PATCHES.columns if c.name in ("status", "reason")),
+    ),
+    key=PATCHES.key,
+)
+
+
+CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS)}

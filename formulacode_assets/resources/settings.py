@@ -18,6 +18,11 @@ UI shows where they came from; unset ones fall back to folders under the working
 | FORMULACODE_MIN_STARS | GitHub repositories with fewer stars are skipped | 500 |
 | FORMULACODE_GITHUB_REFRESH | 1: refetch closed months instead of using cached responses | 0 |
 | FORMULACODE_GITHUB_PACING | seconds between GitHub requests | 0.25 |
+| DSPY_MODEL_NAME | the judging LM (unset: the keyword heuristic, recorded per row) | - |
+| DSPY_URL | OpenAI-compatible endpoint, e.g. http://host:8000/v1 | - |
+| DSPY_API_KEY | its key (secret: EnvVar only) | - |
+| DSPY_TEMPERATURE | sampling temperature | 0 |
+| FORMULACODE_LLM_CONCURRENCY | changes judged in parallel | 8 |
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dagster import EnvVar, ExecutorDefinition, in_process_executor, multiproces
 
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
+from formulacode_assets.resources.llm import LLMResource
 from formulacode_assets.storage import ParquetIOManager
 
 
@@ -57,6 +63,9 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
     workers = int(environ.get("FORMULACODE_GIT_WORKERS", "4"))
     tokens, _ = _setting(environ, "GH_TOKENS", "GH_TOKENs", "GH_TOKEN")
     github_url, _ = _setting(environ, "FORMULACODE_GITHUB_URL", default="https://api.github.com")
+    dspy_model, _ = _setting(environ, "DSPY_MODEL_NAME")
+    dspy_url, _ = _setting(environ, "DSPY_URL")
+    dspy_key, _ = _setting(environ, "DSPY_API_KEY")
     return {
         "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
         "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
@@ -66,6 +75,15 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
             min_stars=int(environ.get("FORMULACODE_MIN_STARS", "500")),
             refresh=environ.get("FORMULACODE_GITHUB_REFRESH", "0").lower() in {"1", "true", "yes"},
             seconds_between_requests=float(environ.get("FORMULACODE_GITHUB_PACING", "0.25")),
+            cache_dir=cache_dir,
+        ),
+        "llm": LLMResource(
+            model_name=dspy_model,
+            api_base=dspy_url,
+            api_key=dspy_key,
+            # EnvVar fills only text and int fields: the temperature is parsed here.
+            temperature=float(environ.get("DSPY_TEMPERATURE") or 0.0),
+            concurrency=int(environ.get("FORMULACODE_LLM_CONCURRENCY", "8")),
             cache_dir=cache_dir,
         ),
     }
