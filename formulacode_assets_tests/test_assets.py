@@ -46,7 +46,7 @@ def _table(tmp_path, asset, month="2024-02"):
     return pq.read_table(tmp_path / "data" / asset / f"{month}.parquet")
 
 
-def test_sample_month_materializes_all_three_assets(tmp_path):
+def test_sample_month_materializes_the_mining_graph(tmp_path):
     result = _run(tmp_path)
     repos = {r["repo_name"]: r for r in _table(tmp_path, "repos_valid").to_pylist()}
     assert repos["sample-org/notes"]["status"] == "skipped"
