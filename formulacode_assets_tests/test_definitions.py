@@ -19,7 +19,7 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits"}
+EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts"}
 
 
 def test_definitions_load_with_the_expected_graph():
@@ -29,6 +29,7 @@ def test_definitions_load_with_the_expected_graph():
     assert graph.get(AssetKey("merge_commits")).parent_keys == {AssetKey("repos_valid")}
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
     assert graph.get(AssetKey("perf_commits")).parent_keys == {AssetKey("patches")}
+    assert graph.get(AssetKey("contexts")).parent_keys == {AssetKey("perf_commits"), AssetKey("repos_valid")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def == monthly_partitions
@@ -74,6 +75,8 @@ def test_resources_follow_environment_variables(tmp_path):
     assert defaults["llm"].uses_heuristic
     llm = build_resources({"DSPY_MODEL_NAME": "m", "DSPY_API_KEY": "k", "DSPY_TEMPERATURE": "0.3"})["llm"]
     assert llm.api_key.env_var_name == "DSPY_API_KEY" and llm.temperature == 0.3
+    assert defaults["context_synthesis"].allow_local, "the sample store may validate on the host"
+    assert not build_resources({"FORMULACODE_SOURCE": "github"})["context_synthesis"].allow_local
     assert defaults["git_source"].source == "sample"
     assert build_executor({}) is in_process_executor
     assert build_executor({"FORMULACODE_EXECUTOR": "multiprocess"}) is multiprocess_executor

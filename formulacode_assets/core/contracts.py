@@ -197,4 +197,47 @@ PERF_COMMITS = Contract(
 )
 
 
-CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS)}
+CONTEXTS = Contract(
+    "contexts",
+    (
+        Column("month", pa.string(), "partition key of the month (YYYY-MM-01)", nullable=False),
+        Column("repo_name", pa.string(), "owner/name", nullable=False),
+        Column("base_sha", pa.string(), "the commit the environment is built at", nullable=False),
+        Column("merge_commit_shas", pa.list_(pa.string()), "the month's performance changes on this base"),
+        Column("pr_numbers", pa.list_(pa.int64()), "their PR numbers"),
+        Column("commit_date", _TS, "committer date of base_sha: dependencies are resolved as of it"),
+        Column("asv_conf_path", pa.string(), "asv.conf.json at base_sha"),
+        Column("benchmark_dir", pa.string(), "asv benchmark folder at base_sha"),
+        Column("python_version", pa.string(), "Python chosen by the install analysis (X.Y.Z)"),
+        Column("python_version_built", pa.string(), "Python the validated environment actually runs"),
+        Column("requirements", pa.list_(pa.string()), "what was resolved: project dependencies + asv matrix"),
+        Column("dependencies", pa.list_(pa.string()), "resolved pins as of the commit date"),
+        Column("can_install", pa.bool_(), "the dependencies resolved (at some relaxation step)"),
+        Column(
+            "resolution_step", pa.string(), "wheels / sdists / matrix-unpinned / no-matrix / unbounded / later-cutoff"
+        ),
+        Column("resolution_log_tail", pa.large_string(), "uv pip compile log, newest last"),
+        Column("build_env_sh", pa.large_string(), "the validated script (or the last one tried)"),
+        Column("script_source", pa.string(), "registry / template / agent (where build_env_sh came from)"),
+        Column("reused", pa.bool_(), "taken from the registry without re-validation"),
+        Column("validator", pa.string(), "docker / local"),
+        Column("attempts", pa.int32(), "candidate scripts validated this run"),
+        Column("attempt_log", pa.large_string(), "JSON list: each attempt's script, stage, reason, tails, duration"),
+        Column("stage_failed", pa.string(), "analysis / checkout / build / machine / discovery / run / timeout / ..."),
+        Column("stdout_tail", pa.large_string(), "end of the deciding step's standard output"),
+        Column("stderr_tail", pa.large_string(), "end of the deciding step's standard error"),
+        Column("benchmarks", pa.list_(pa.string()), "benchmarks discovered (in every repeat)"),
+        Column("n_benchmarks", pa.int32(), "number of benchmarks discovered"),
+        Column("benchmarks_failed", pa.list_(pa.string()), "discovered but without a timing in the quick run"),
+        Column("benchmarks_stable", pa.bool_(), "same benchmark sets in every repeat"),
+        Column("validations", pa.int32(), "repeats of discovery + quick run"),
+        Column("duration_s", pa.float64(), "wall time spent on this context this run"),
+        Column("validated_at", _TS, "when the context was validated"),
+        Column("status", pa.string(), "ok / skipped / failed", nullable=False),
+        Column("reason", pa.string(), "why a row was skipped or failed (null when ok)"),
+    ),
+    key=("repo_name", "base_sha"),
+)
+
+
+CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS)}

@@ -23,6 +23,17 @@ UI shows where they came from; unset ones fall back to folders under the working
 | DSPY_API_KEY | its key (secret: EnvVar only) | - |
 | DSPY_TEMPERATURE | sampling temperature | 0 |
 | FORMULACODE_LLM_CONCURRENCY | changes judged in parallel | 8 |
+| FORMULACODE_DOCKER_HOST (or DOCKER_HOST) | Docker engine for validation | unix:///var/run/docker.sock |
+| FORMULACODE_BASE_IMAGE | toolchain base image ({python_version} filled in) | python:{python_version}-slim-bookworm |
+| FORMULACODE_EXTRA_CA_CERTS | CA bundle copied into builds (corporate proxies) | - |
+| DOCKER_NETWORK_MODE | network mode of builds | host |
+| FORMULACODE_VALIDATOR | auto / docker / local | auto (docker if reachable, else local if allowed) |
+| FORMULACODE_LOCAL_VALIDATION | 1: allow throw-away local environments | 1 for the sample source, else 0 |
+| FORMULACODE_CONTEXT_REGISTRY | SQLite file of validated contexts | <cache>/contexts/registry.sqlite3 |
+| FORMULACODE_PYENV_ROOT | where Python interpreters live | $(pyenv root) |
+| FORMULACODE_VALIDATION_REPEATS | validations per context | 2 |
+| FORMULACODE_AGENT_ATTEMPTS | LLM revisions of a failing script | 3 |
+| BUILD_CONCURRENCY | contexts validated in parallel | 1 |
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ from pathlib import Path
 
 from dagster import EnvVar, ExecutorDefinition, in_process_executor, multiprocess_executor
 
+from formulacode_assets.resources.contexts import ContextSynthesisResource
+from formulacode_assets.resources.docker_engine import DockerEngineResource
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.resources.llm import LLMResource
@@ -45,6 +58,11 @@ def _setting(environ: Mapping[str, str], *names: str, default: str | None = None
         if environ.get(name):
             return EnvVar(name), environ[name]
     return default, default
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name)
+    return default if not value else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def build_resources(environ: Mapping[str, str] | None = None) -> dict:
@@ -66,6 +84,16 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
     dspy_model, _ = _setting(environ, "DSPY_MODEL_NAME")
     dspy_url, _ = _setting(environ, "DSPY_URL")
     dspy_key, _ = _setting(environ, "DSPY_API_KEY")
+    docker_host, _ = _setting(environ, "FORMULACODE_DOCKER_HOST", "DOCKER_HOST", default="unix:///var/run/docker.sock")
+    base_image, _ = _setting(environ, "FORMULACODE_BASE_IMAGE", default="python:{python_version}-slim-bookworm")
+    extra_ca, _ = _setting(environ, "FORMULACODE_EXTRA_CA_CERTS")
+    network_mode, _ = _setting(environ, "DOCKER_NETWORK_MODE", default="host")
+    validator, _ = _setting(environ, "FORMULACODE_VALIDATOR", default="auto")
+    registry, _ = _setting(environ, "FORMULACODE_CONTEXT_REGISTRY")
+    pyenv_root, _ = _setting(environ, "FORMULACODE_PYENV_ROOT")
+    source_value = environ.get("FORMULACODE_SOURCE") or ("git" if csv_value else "sample")
+    # Only the embedded store is trusted enough to build on the host by default.
+    allow_local = _flag(environ, "FORMULACODE_LOCAL_VALIDATION", default=source_value == "sample")
     return {
         "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
         "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
@@ -73,7 +101,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
             tokens=tokens,
             base_url=github_url,
             min_stars=int(environ.get("FORMULACODE_MIN_STARS", "500")),
-            refresh=environ.get("FORMULACODE_GITHUB_REFRESH", "0").lower() in {"1", "true", "yes"},
+            refresh=_flag(environ, "FORMULACODE_GITHUB_REFRESH", default=False),
             seconds_between_requests=float(environ.get("FORMULACODE_GITHUB_PACING", "0.25")),
             cache_dir=cache_dir,
         ),
@@ -85,6 +113,19 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
             temperature=float(environ.get("DSPY_TEMPERATURE") or 0.0),
             concurrency=int(environ.get("FORMULACODE_LLM_CONCURRENCY", "8")),
             cache_dir=cache_dir,
+        ),
+        "docker_engine": DockerEngineResource(
+            base_url=docker_host, base_image=base_image, extra_ca_certs=extra_ca, network_mode=network_mode
+        ),
+        "context_synthesis": ContextSynthesisResource(
+            cache_dir=cache_dir,
+            registry_path=registry,
+            validator=validator,
+            allow_local=allow_local,
+            pyenv_root=pyenv_root,
+            repeats=int(environ.get("FORMULACODE_VALIDATION_REPEATS", "2")),
+            max_agent_attempts=int(environ.get("FORMULACODE_AGENT_ATTEMPTS", "3")),
+            max_workers=int(environ.get("BUILD_CONCURRENCY", "1")),
         ),
     }
 

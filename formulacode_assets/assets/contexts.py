@@ -1,0 +1,71 @@
+from dagster import AssetExecutionContext, MetadataValue
+
+from formulacode_assets.assets._monthly import (
+    MonthlyInput,
+    monthly_asset,
+    monthly_output,
+    months_of_run,
+    tables_by_month,
+)
+from formulacode_assets.core import build_scripts, install_analysis, validators
+from formulacode_assets.core import contexts as core_contexts
+from formulacode_assets.core.contexts import repo_problems, targets_from_perf_commits
+from formulacode_assets.core.contracts import CONTEXTS
+from formulacode_assets.resources.contexts import ContextSynthesisResource
+from formulacode_assets.resources.docker_engine import DockerEngineResource
+from formulacode_assets.resources.git_source import GitSourceResource
+from formulacode_assets.resources.llm import LLMResource
+
+
+# code_version hashes the analysis, the template and agent prompt, and the validators: changing how
+# a context is built or judged marks every month stale.
+@monthly_asset(
+    CONTEXTS,
+    versioned_by=(core_contexts, install_analysis, build_scripts, validators),
+    group_name="environments",
+    kinds={"docker"},
+    pool="docker",
+)
+def contexts(
+    context: AssetExecutionContext,
+    git_source: GitSourceResource,
+    context_synthesis: ContextSynthesisResource,
+    docker_engine: DockerEngineResource,
+    llm: LLMResource,
+    perf_commits: MonthlyInput,
+    repos_valid: MonthlyInput,
+):
+    """A validated build environment (``build_env.sh``) per (repo, base sha) of the month's performance changes.
+
+    Candidates — the registry's nearest earlier script, a template from the install analysis, then
+    DSPy revisions — are validated for real (asv discovery + a quick run, twice) in Docker, or in
+    throw-away local environments where explicitly allowed. A (repo, sha) already in the registry
+    is reused (``reused=True``) without re-validation. A failing repository is a failed row with
+    the stage and reason, never a failed month.
+    """
+    validator, why = context_synthesis.choose_validator(docker_engine, log=context.log.info)
+    (context.log.info if validator else context.log.warning)(f"contexts: {why}")
+    agent = context_synthesis.agent(llm)
+    context.log.info(f"contexts: agent {'on ' + agent.model if agent else 'off (no LM configured)'}")
+    synthesizer = context_synthesis.synthesizer(
+        validator, why, mirror_path=git_source.mirror_path, agent=agent, log=context.log.info
+    )
+    perf_by_month = tables_by_month(context, perf_commits)
+    repos_by_month = tables_by_month(context, repos_valid)
+    tables = {}
+    try:
+        for month, _start, _end in months_of_run(context):
+            targets = targets_from_perf_commits(perf_by_month[month].to_pylist())
+            problems = repo_problems(repos_by_month[month].to_pylist(), {t.repo_name for t in targets})
+            context.log.info(f"{month}: {len(targets)} (repo, base sha) contexts to provide")
+            tables[month] = CONTEXTS.to_table(synthesizer.rows_for_month(month, targets, problems))
+    finally:
+        if validator is not None:
+            validator.close()
+    metadata = {
+        "validator": MetadataValue.text(why),
+        "reused": MetadataValue.int(sum(bool(r) for t in tables.values() for r in t.column("reused").to_pylist())),
+        "agent_calls": MetadataValue.int(agent.calls if agent else 0),
+        "registry_contexts": MetadataValue.int(len(synthesizer.registry.all())),
+    }
+    yield from monthly_output(context, CONTEXTS, tables, metadata)

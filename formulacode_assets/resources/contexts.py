@@ -1,0 +1,128 @@
+"""How build contexts are synthesized: which sandbox validates, the registry, limits and the agent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from formulacode_assets.core.build_scripts import ScriptAgent
+from formulacode_assets.core.context_registry import ContextRegistry
+from formulacode_assets.core.contexts import ContextSynthesizer, SynthesisSettings
+from formulacode_assets.core.install_analysis import default_pyenv_root, discover_interpreters
+from formulacode_assets.core.validators import LocalValidator, Validator
+from formulacode_assets.resources.docker_engine import DockerEngineResource
+
+VALIDATORS = ("auto", "docker", "local")
+
+
+class ContextSynthesisResource(ConfigurableResource):
+    """Validator choice (``auto`` = Docker when reachable, else local if enabled), registry and limits."""
+
+    cache_dir: str = Field(description="analysis / resolution / agent caches live under <cache_dir>")
+    registry_path: str | None = Field(
+        default=None,
+        description="SQLite context registry on a local disk; default <cache_dir>/contexts/registry.sqlite",
+    )
+    validator: str = Field(default="auto", description="auto / docker / local")
+    allow_local: bool = Field(
+        default=False,
+        description="allow the local (non-Docker) validator: only for trusted sources such as the sample store",
+    )
+    pyenv_root: str | None = Field(default=None, description="interpreters under <root>/versions; default pyenv root")
+    repeats: int = Field(default=2, description="discovery + quick run repeats per validation (stability check)")
+    max_agent_attempts: int = Field(default=3, description="DSPy agent revisions after registry + template fail")
+    build_timeout_s: float = Field(default=900, description="local validator: build_env.sh limit")
+    step_timeout_s: float = Field(default=600, description="local validator: limit per asv step")
+    resolve_timeout_s: float = Field(default=300, description="limit per uv pip compile step")
+    python_lag_days: int = Field(default=180, description="a Python counts as plausible this long after its release")
+    min_python: str = Field(default="3.7", description="oldest Python considered (asv 0.6 needs 3.7+)")
+    asv_requirement: str = Field(default="asv>=0.6", description="the asv harness installed in every environment")
+    reuse_validated: bool = Field(
+        default=True, description="reuse a registered (repo, sha) context without re-validating"
+    )
+    max_workers: int = Field(default=1, description="repositories validated in parallel")
+
+    def registry(self) -> ContextRegistry:
+        path = Path(self.registry_path) if self.registry_path else Path(self.cache_dir) / "contexts" / "registry.sqlite"
+        return ContextRegistry(path)
+
+    def settings(self) -> SynthesisSettings:
+        return SynthesisSettings(
+            repeats=self.repeats,
+            max_agent_attempts=self.max_agent_attempts,
+            reuse_validated=self.reuse_validated,
+            python_lag_days=self.python_lag_days,
+            min_python=self.min_python,
+            resolve_timeout_s=self.resolve_timeout_s,
+            asv_requirement=self.asv_requirement,
+            max_workers=self.max_workers,
+        )
+
+    def choose_validator(
+        self, docker_engine: DockerEngineResource, log: Callable[[str], None] | None = None
+    ) -> tuple[Validator | None, str]:
+        """``(validator, why)``; ``None`` when no allowed sandbox is available (rows are then skipped)."""
+        if self.validator not in VALIDATORS:
+            raise ValueError(f"validator must be one of {VALIDATORS}, got {self.validator!r}")
+        about = ""
+        if self.validator in ("auto", "docker"):
+            ok, about = docker_engine.reachable()
+            if ok:
+                return docker_engine.validator(log=log), f"docker validator ({about})"
+            if self.validator == "docker":
+                return None, about
+        if not self.allow_local:
+            why = "local validation is not enabled (allow_local=False)"
+            return None, why if self.validator == "local" else f"{about}; {why}"
+        local = LocalValidator(
+            work_root=Path(self.cache_dir) / "contexts" / "work",
+            uv_cache_dir=Path(self.cache_dir) / "uv",
+            build_timeout=self.build_timeout_s,
+            step_timeout=self.step_timeout_s,
+        )
+        return local, "local validator (trusted source, throw-away virtual environments)" + (
+            f"; {about}" if self.validator == "auto" else ""
+        )
+
+    def agent(self, llm) -> ScriptAgent | None:
+        """The DSPy script agent on the pipeline's LM (an ``LLMResource``); None when no model is configured."""
+        model = (getattr(llm, "model_name", None) or "").strip()
+        if not model:
+            return None
+        return ScriptAgent.from_endpoint(
+            model,
+            api_base=llm.api_base or None,
+            api_key=llm.api_key or None,
+            temperature=llm.temperature,
+            max_tokens=llm.max_tokens,
+            timeout=llm.timeout_seconds,
+            cache_dir=Path(self.cache_dir),
+        )
+
+    def interpreters(self):
+        root = Path(self.pyenv_root) if self.pyenv_root else default_pyenv_root()
+        return discover_interpreters(root)
+
+    def synthesizer(
+        self,
+        validator: Validator | None,
+        why: str,
+        *,
+        mirror_path: Callable[[str], Path],
+        agent: ScriptAgent | None,
+        log: Callable[[str], None] | None = None,
+    ) -> ContextSynthesizer:
+        return ContextSynthesizer(
+            registry=self.registry(),
+            validator=validator,
+            mirror_path=mirror_path,
+            interpreters=self.interpreters(),
+            settings=self.settings(),
+            agent=agent,
+            cache_dir=Path(self.cache_dir),
+            unavailable_reason=why,
+            log=log,
+        )
