@@ -29,7 +29,7 @@ UI shows where they came from; unset ones fall back to folders under the working
 | DOCKER_NETWORK_MODE | network mode of builds | host |
 | FORMULACODE_VALIDATOR | auto / docker / local | auto (docker if reachable, else local if allowed) |
 | FORMULACODE_LOCAL_VALIDATION | 1: allow throw-away local environments | 1 for the sample source, else 0 |
-| FORMULACODE_CONTEXT_REGISTRY | SQLite file of validated contexts | <cache>/contexts/registry.sqlite3 |
+| FORMULACODE_CONTEXT_REGISTRY | SQLite file of validated contexts | <cache>/contexts/registry.sqlite |
 | FORMULACODE_PYENV_ROOT | where Python interpreters live | $(pyenv root) |
 | FORMULACODE_VALIDATION_REPEATS | validations per context | 2 |
 | FORMULACODE_AGENT_ATTEMPTS | LLM revisions of a failing script | 3 |
