@@ -144,6 +144,11 @@ stop_engine() {
     sleep 0.5
   done
   rm -f "$PIDFILE" "$SOCK"
+  # dockerd leaves the handle of its own network namespace mounted under its exec root; release
+  # it so the folder can be deleted (this is the engine's namespace, not the host's network).
+  if mountpoint -q "$ROOT/exec/netns/default" 2>/dev/null; then
+    umount "$ROOT/exec/netns/default" 2>/dev/null || true
+  fi
 }
 
 case "${1:-}" in
