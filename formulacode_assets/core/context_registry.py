@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from formulacode_assets.core.sqlite_files import ensure_wal
+
 SCHEMA_VERSION = 1
 _VALIDATOR_PREFERENCE = ("docker", "local")
 
@@ -93,6 +95,7 @@ class ContextRegistry:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_wal(self.path, self.busy_timeout_s)
         with self._transaction() as con:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -105,7 +108,6 @@ class ContextRegistry:
         try:
             con.row_factory = sqlite3.Row
             con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            con.execute("PRAGMA journal_mode = WAL")
             con.execute("PRAGMA synchronous = NORMAL")
             yield con
         finally:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from formulacode_assets.core.sqlite_files import ensure_wal
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
     key TEXT PRIMARY KEY,
@@ -47,6 +49,7 @@ class CompletionCache:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        ensure_wal(self.path)
         with self._connection() as con:
             con.execute(_SCHEMA)
 
@@ -58,7 +61,6 @@ class CompletionCache:
         con = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
             with self._lock:
