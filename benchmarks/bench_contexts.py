@@ -29,13 +29,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from formulacode_assets.core.context_registry import ContextRegistry
-from formulacode_assets.core.contexts import ContextSynthesizer, ContextTarget, SynthesisSettings, attempts_of
-from formulacode_assets.core.git import run_git
-from formulacode_assets.core.install_analysis import default_pyenv_root, discover_interpreters
-from formulacode_assets.core.mirror import sync_mirror
-from formulacode_assets.core.repos import read_repo_list
-from formulacode_assets.core.validators import DockerValidator, LocalValidator, Validator
+from formulacode_assets.core.environments.docker_validator import DockerValidator
+from formulacode_assets.core.environments.install_analysis import default_pyenv_root, discover_interpreters
+from formulacode_assets.core.environments.local_validator import LocalValidator
+from formulacode_assets.core.environments.registry import ContextRegistry
+from formulacode_assets.core.environments.synthesis import (
+    ContextSynthesizer,
+    ContextTarget,
+    SynthesisSettings,
+    attempts_of,
+)
+from formulacode_assets.core.environments.validation import Validator
+from formulacode_assets.core.mining.git import run_git
+from formulacode_assets.core.mining.mirror import sync_mirror
+from formulacode_assets.core.mining.repos import read_repo_list
 from formulacode_assets.sample import SAMPLE_CHANGES, ensure_sample_store
 
 ROOT = Path(__file__).resolve().parents[1]

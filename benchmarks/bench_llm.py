@@ -91,7 +91,7 @@ def synthetic_changes(n: int) -> list[dict]:
 
 
 def judge_month(base_url: str, cache_dir: Path, rows: list[dict], concurrency: int, latency: float, model: str) -> dict:
-    from formulacode_assets.core.perf_commits import JudgeSettings, LLMEndpoint, judge_changes, make_judge
+    from formulacode_assets.core.classification.judging import JudgeSettings, LLMEndpoint, judge_changes, make_judge
 
     settings = JudgeSettings(concurrency=concurrency, max_retries=2, backoff_seconds=0.05, progress_every=10**9)
     endpoint = LLMEndpoint(model, api_base=base_url, api_key="sk-bench", timeout_seconds=30)

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import BinaryIO
 from unittest import mock
 
-from formulacode_assets.core import merged_changes, patches
-from formulacode_assets.core.git import git_env, run_git
-from formulacode_assets.core.mirror import sync_mirror
+from formulacode_assets.core.mining import merged_changes, patches
+from formulacode_assets.core.mining.git import git_env, run_git
+from formulacode_assets.core.mining.mirror import sync_mirror
 
 # Bump when the generator changes so cached repositories are rebuilt.
 GENERATOR_VERSION = 3

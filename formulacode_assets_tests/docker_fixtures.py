@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from formulacode_assets.core.install_analysis import Interpreter, default_pyenv_root, discover_interpreters
+from formulacode_assets.core.environments.install_analysis import Interpreter, default_pyenv_root, discover_interpreters
 from formulacode_assets_tests.gitbuilder import RepoBuilder
 
 ROOT = Path(__file__).resolve().parents[1]

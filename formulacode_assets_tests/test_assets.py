@@ -14,7 +14,7 @@ from formulacode_assets.assets.patches import patches
 from formulacode_assets.assets.repos_discovered import repos_discovered
 from formulacode_assets.assets.repos_valid import repos_valid
 from formulacode_assets.core.contracts import PATCHES
-from formulacode_assets.core.mirror import sync_mirror
+from formulacode_assets.core.mining.mirror import sync_mirror
 from formulacode_assets.resources import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.sample import SAMPLE_CHANGES

@@ -17,9 +17,9 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, DagsterInst
 from formulacode_assets.assets._monthly import MonthlyInput, tables_by_month
 from formulacode_assets.assets.contexts import contexts
 from formulacode_assets.assets.perf_commits import perf_commits as real_perf_commits
-from formulacode_assets.core.context_registry import ContextRegistry
-from formulacode_assets.core.contexts import attempts_of, repo_problems
 from formulacode_assets.core.contracts import CONTEXTS
+from formulacode_assets.core.environments.registry import ContextRegistry
+from formulacode_assets.core.environments.synthesis import attempts_of, repo_problems
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import GitSourceResource
 from formulacode_assets.resources.contexts import ContextSynthesisResource

@@ -5,16 +5,21 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from formulacode_assets.core.build_scripts import (
+from formulacode_assets.core.environments.build_scripts import (
     ScriptAgent,
     clean_script,
     initial_candidates,
     render_template,
 )
-from formulacode_assets.core.context_registry import ContextRegistry
-from formulacode_assets.core.contexts import ContextSynthesizer, ContextTarget, SynthesisSettings, attempts_of
-from formulacode_assets.core.install_analysis import InstallAnalysis
-from formulacode_assets.core.validators import LocalValidator
+from formulacode_assets.core.environments.install_analysis import InstallAnalysis
+from formulacode_assets.core.environments.local_validator import LocalValidator
+from formulacode_assets.core.environments.registry import ContextRegistry
+from formulacode_assets.core.environments.synthesis import (
+    ContextSynthesizer,
+    ContextTarget,
+    SynthesisSettings,
+    attempts_of,
+)
 from formulacode_assets_tests.docker_fixtures import (
     AGENT_BROKEN_SCRIPT,
     AGENT_FIXED_SCRIPT,

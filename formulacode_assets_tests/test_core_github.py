@@ -4,14 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from formulacode_assets.core.github import (
-    GitHubClientPool,
-    GitHubSettings,
-    GitHubSource,
-    linked_issue_refs,
-    split_until_under_cap,
-)
-from formulacode_assets.core.response_cache import ResponseCache
+from formulacode_assets.core.github.client import GitHubClientPool, GitHubSettings
+from formulacode_assets.core.github.response_cache import ResponseCache
+from formulacode_assets.core.github.search import split_until_under_cap
+from formulacode_assets.core.github.source import GitHubSource, linked_issue_refs
 from formulacode_assets_tests.github_server import FakeGitHub, Fault
 
 FEB = (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))

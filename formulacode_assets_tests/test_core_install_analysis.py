@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from formulacode_assets.core.git import run_git
-from formulacode_assets.core.install_analysis import (
+from formulacode_assets.core.environments.install_analysis import (
     AnalysisError,
     Interpreter,
     analyze_install,
@@ -18,6 +17,7 @@ from formulacode_assets.core.install_analysis import (
     relaxation_steps,
     resolve_as_of,
 )
+from formulacode_assets.core.mining.git import run_git
 from formulacode_assets.sample import SAMPLE_CHANGES, ensure_sample_store
 from formulacode_assets_tests.docker_fixtures import mirror_of, tiny_asv_repo
 

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from formulacode_assets.core import judge
-from formulacode_assets.core.llm_cache import CompletionCache, completion_key
-from formulacode_assets.core.perf_commits import LLMEndpoint
+from formulacode_assets.core.classification import heuristic
+from formulacode_assets.core.classification import programs as judge
+from formulacode_assets.core.classification.completion_cache import CompletionCache, completion_key
+from formulacode_assets.core.classification.judging import LLMEndpoint
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -53,7 +54,7 @@ def change(title, body="", patch="", **overrides):
 
 
 def test_heuristic_calls_a_titled_speedup_performance_with_category_and_the_pr_text():
-    verdict = judge.heuristic_verdict(
+    verdict = heuristic.heuristic_verdict(
         change("Speed up primes_below with a sieve of Eratosthenes", "primes_below(20000) is 100x faster.", SIEVE_PATCH)
     )
     assert verdict.is_performance
@@ -64,7 +65,7 @@ def test_heuristic_calls_a_titled_speedup_performance_with_category_and_the_pr_t
 
 
 def test_heuristic_reads_complexity_remarks_in_added_lines_when_the_title_says_nothing():
-    verdict = judge.heuristic_verdict(change("Use collections.Counter in word_counts", patch=COUNTER_PATCH))
+    verdict = heuristic.heuristic_verdict(change("Use collections.Counter in word_counts", patch=COUNTER_PATCH))
     assert verdict.is_performance and "complexity ('Linear time')" in verdict.reasoning
     assert verdict.category == "better data structure or layout"
 
@@ -79,7 +80,7 @@ def test_heuristic_reads_complexity_remarks_in_added_lines_when_the_title_says_n
     ],
 )
 def test_heuristic_rejects_changes_without_evidence(row, why):
-    verdict = judge.heuristic_verdict(row)
+    verdict = heuristic.heuristic_verdict(row)
     assert not verdict.is_performance and why in verdict.reasoning
     assert verdict.category is None and verdict.problem_statement is None
 
@@ -89,11 +90,14 @@ def test_heuristic_rejects_changes_without_evidence(row, why):
     [(10, 1, "easy"), (29, 2, "easy"), (30, 2, "medium"), (200, 10, "medium"), (200, 11, "hard"), (400, 3, "hard")],
 )
 def test_heuristic_difficulty_follows_size(additions, n_files, difficulty):
-    assert judge.heuristic_difficulty({"additions": additions, "deletions": 0, "n_files": n_files}) == difficulty
+    assert heuristic.heuristic_difficulty({"additions": additions, "deletions": 0, "n_files": n_files}) == difficulty
 
 
 def test_heuristic_version_is_stable_and_marked():
-    assert judge.HEURISTIC_VERSION.startswith("heuristic-") and judge._heuristic_version() == judge.HEURISTIC_VERSION
+    assert (
+        heuristic.HEURISTIC_VERSION.startswith("heuristic-")
+        and heuristic._heuristic_version() == heuristic.HEURISTIC_VERSION
+    )
 
 
 # --- inputs and the near-verbatim check --------------------------------------------------------

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from formulacode_assets.core.git import GitError
-from formulacode_assets.core.merged_changes import (
+from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.mining.merged_changes import (
     merge_commit_rows,
     merged_changes_in_window,
     parse_pr_reference,

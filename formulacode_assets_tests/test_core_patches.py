@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from formulacode_assets.core.merged_changes import merge_commit_rows
-from formulacode_assets.core.mirror import sync_mirror
-from formulacode_assets.core.patches import classify_change, diffs_against_base, file_category, patch_rows
+from formulacode_assets.core.mining.merged_changes import merge_commit_rows
+from formulacode_assets.core.mining.mirror import sync_mirror
+from formulacode_assets.core.mining.patches import classify_change, diffs_against_base, file_category, patch_rows
 
 FEB = (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
 

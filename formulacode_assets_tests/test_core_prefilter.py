@@ -2,7 +2,7 @@
 
 import pytest
 
-from formulacode_assets.core.prefilter import (
+from formulacode_assets.core.classification.prefilter import (
     PrefilterLimits,
     maintenance_signal,
     performance_signal,

@@ -4,11 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from formulacode_assets.core.asv_config import AsvConfigError, find_asv_config, load_asv_json, resolve_benchmark_dir
-from formulacode_assets.core.git import GitError, run_git
-from formulacode_assets.core.mirror import mirror_path, sync_mirror
+from formulacode_assets.core.mining.asv_config import (
+    AsvConfigError,
+    find_asv_config,
+    load_asv_json,
+    resolve_benchmark_dir,
+)
+from formulacode_assets.core.mining.git import GitError, run_git
+from formulacode_assets.core.mining.mirror import mirror_path, sync_mirror
+from formulacode_assets.core.mining.repos import github_exclusion, read_repo_list, repo_validity_at, repos_valid_rows
 from formulacode_assets.core.repo_names import InvalidRepoName, validate_repo_name
-from formulacode_assets.core.repos import github_exclusion, read_repo_list, repo_validity_at, repos_valid_rows
 
 COMMENTED_CONF = """// asv config, as real projects write it
 {

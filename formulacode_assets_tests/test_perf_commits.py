@@ -21,16 +21,17 @@ from formulacode_assets.assets.patches import patches
 from formulacode_assets.assets.perf_commits import perf_commits
 from formulacode_assets.assets.repos_discovered import repos_discovered
 from formulacode_assets.assets.repos_valid import repos_valid
-from formulacode_assets.core import judge as core_judge
-from formulacode_assets.core import perf_commits as core_perf_commits
-from formulacode_assets.core import prefilter as core_prefilter
-from formulacode_assets.core.contracts import PATCHES, PERF_COMMITS
-from formulacode_assets.core.perf_commits import (
+from formulacode_assets.core.classification import heuristic as core_heuristic
+from formulacode_assets.core.classification import judging as core_perf_commits
+from formulacode_assets.core.classification import prefilter as core_prefilter
+from formulacode_assets.core.classification import programs as core_judge
+from formulacode_assets.core.classification.judging import (
     JudgeSettings,
     LLMEndpoint,
     judge_changes,
     make_judge,
 )
+from formulacode_assets.core.contracts import PATCHES, PERF_COMMITS
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
@@ -326,7 +327,7 @@ def test_sample_speedups_are_performance_in_heuristic_mode(tmp_path, upstream):
     assert {r["prefilter_reason"] for r in kinds["bench_only"]} == {"benchmark-only change"}
     assert all(r["is_performance"] is False for r in kinds["fix"] + kinds["maintenance"])
     assert set(table.column("classifier").to_pylist()) == {"heuristic"}
-    assert set(table.column("prompt_version").to_pylist()) == {core_judge.HEURISTIC_VERSION}
+    assert set(table.column("prompt_version").to_pylist()) == {core_heuristic.HEURISTIC_VERSION}
 
     assert metadata["classifier"].value == "heuristic" and metadata["is_performance"].value == 3
     assert metadata["llm_calls"].value == 0 and metadata["status_counts"].value == {"ok": 5, "skipped": 5}
@@ -396,4 +397,6 @@ def test_asset_declares_pool_group_kinds_and_a_prompt_derived_code_version():
     assert perf_commits.node_def.pool == "llm"
     assert perf_commits.group_names_by_key[key] == "classification"
     assert perf_commits.specs_by_key[key].kinds == {"dspy", "parquet"}
-    assert perf_commits.code_versions_by_key[key] == code_version_of(core_prefilter, core_judge, core_perf_commits)
+    assert perf_commits.code_versions_by_key[key] == code_version_of(
+        core_prefilter, core_judge, core_heuristic, core_perf_commits
+    )

@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from formulacode_assets.sample import SAMPLE_REPOS, ensure_sample_store
-from formulacode_assets.sample import store as sample_store
-from formulacode_assets.sample.store import SAMPLE_CHANGES, SAMPLE_STORE_VERSION
+from formulacode_assets.sample import (
+    SAMPLE_CHANGES,
+    SAMPLE_REPOS,
+    SAMPLE_STORE_VERSION,
+    builder,
+    ensure_sample_store,
+)
 
 
 def _git(*args: str) -> str:
@@ -150,7 +154,7 @@ def test_idempotent_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def no_git(*args, **kwargs):
         raise AssertionError("the sample store was rebuilt")
 
-    monkeypatch.setattr(sample_store.subprocess, "run", no_git)
+    monkeypatch.setattr(builder.subprocess, "run", no_git)
     start = time.perf_counter()
     again = ensure_sample_store(tmp_path)
     assert time.perf_counter() - start < 0.5

@@ -10,17 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from formulacode_assets.core.build_scripts import render_template
-from formulacode_assets.core.install_analysis import analyze_install
-from formulacode_assets.core.validators import (
-    MACHINE,
-    DockerValidator,
-    LocalValidator,
-    ValidationRequest,
-    read_discovery,
-    read_run_results,
-    sandbox_environment,
-)
+from formulacode_assets.core.environments.build_scripts import render_template
+from formulacode_assets.core.environments.docker_validator import DockerValidator
+from formulacode_assets.core.environments.install_analysis import analyze_install
+from formulacode_assets.core.environments.local_validator import LocalValidator, sandbox_environment
+from formulacode_assets.core.environments.validation import MACHINE, ValidationRequest, read_discovery, read_run_results
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 from formulacode_assets_tests.docker_fixtures import (  # noqa: F401 - docker_host is a fixture
     BASE_IMAGE,

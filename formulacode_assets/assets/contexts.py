@@ -7,10 +7,16 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import build_scripts, install_analysis, validators
-from formulacode_assets.core import contexts as core_contexts
-from formulacode_assets.core.contexts import repo_problems, targets_from_perf_commits
 from formulacode_assets.core.contracts import CONTEXTS
+from formulacode_assets.core.environments import (
+    build_scripts,
+    docker_validator,
+    install_analysis,
+    local_validator,
+    synthesis,
+    validation,
+)
+from formulacode_assets.core.environments.synthesis import repo_problems, targets_from_perf_commits
 from formulacode_assets.resources.contexts import ContextSynthesisResource
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 from formulacode_assets.resources.git_source import GitSourceResource
@@ -21,7 +27,7 @@ from formulacode_assets.resources.llm import LLMResource
 # a context is built or judged marks every month stale.
 @monthly_asset(
     CONTEXTS,
-    versioned_by=(core_contexts, install_analysis, build_scripts, validators),
+    versioned_by=(synthesis, install_analysis, build_scripts, validation, local_validator, docker_validator),
     group_name="environments",
     kinds={"docker"},
     pool="docker",

@@ -7,14 +7,17 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import github, merged_changes
 from formulacode_assets.core.contracts import MERGE_COMMITS
-from formulacode_assets.core.response_cache import month_is_closed
+from formulacode_assets.core.github import source as github_source
+from formulacode_assets.core.github.response_cache import month_is_closed
+from formulacode_assets.core.mining import merged_changes
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 
 
-@monthly_asset(MERGE_COMMITS, versioned_by=(merged_changes, github), group_name="mining", kinds={"git", "github"})
+@monthly_asset(
+    MERGE_COMMITS, versioned_by=(merged_changes, github_source), group_name="mining", kinds={"git", "github"}
+)
 def merge_commits(
     context: AssetExecutionContext,
     git_source: GitSourceResource,

@@ -9,8 +9,8 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import patches as core_patches
 from formulacode_assets.core.contracts import PATCHES
+from formulacode_assets.core.mining import patches as core_patches
 from formulacode_assets.resources.git_source import GitSourceResource
 
 

@@ -7,9 +7,7 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import judge as core_judge
-from formulacode_assets.core import perf_commits as core_perf_commits
-from formulacode_assets.core import prefilter as core_prefilter
+from formulacode_assets.core.classification import heuristic, judging, prefilter, programs
 from formulacode_assets.core.contracts import PERF_COMMITS
 from formulacode_assets.resources.llm import LLMResource
 
@@ -18,7 +16,7 @@ from formulacode_assets.resources.llm import LLMResource
 # marks every month stale.
 @monthly_asset(
     PERF_COMMITS,
-    versioned_by=(core_prefilter, core_judge, core_perf_commits),
+    versioned_by=(prefilter, programs, heuristic, judging),
     group_name="classification",
     kinds={"dspy"},
     pool="llm",
@@ -31,7 +29,7 @@ def perf_commits(context: AssetExecutionContext, llm: LLMResource, patches: Mont
     calls; an LM failure on one change becomes a failed row, never a failed month.
     """
     judge = llm.make_judge()
-    if judge.classifier == core_perf_commits.HEURISTIC:
+    if judge.classifier == judging.HEURISTIC:
         context.log.warning(
             "No LM configured (DSPY_MODEL_NAME unset): judging with the keyword heuristic instead of DSPy; "
             "every row records classifier='heuristic'."
@@ -44,7 +42,7 @@ def perf_commits(context: AssetExecutionContext, llm: LLMResource, patches: Mont
     tables, summaries = {}, {}
     try:
         for month, _start, _end in months_of_run(context):
-            judged = core_perf_commits.judge_changes(
+            judged = judging.judge_changes(
                 changes_by_month[month].to_pylist(),
                 judge,
                 llm.judge_settings(),

@@ -1,14 +1,15 @@
 from dagster import AssetExecutionContext
 
 from formulacode_assets.assets._monthly import monthly_asset, monthly_output, months_of_run
-from formulacode_assets.core import github, repos
 from formulacode_assets.core.contracts import REPOS_DISCOVERED
-from formulacode_assets.core.response_cache import month_is_closed
+from formulacode_assets.core.github import source as github_source
+from formulacode_assets.core.github.response_cache import month_is_closed
+from formulacode_assets.core.mining import repos
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 
 
-@monthly_asset(REPOS_DISCOVERED, versioned_by=(repos, github), group_name="mining", kinds={"github"})
+@monthly_asset(REPOS_DISCOVERED, versioned_by=(repos, github_source), group_name="mining", kinds={"github"})
 def repos_discovered(context: AssetExecutionContext, git_source: GitSourceResource, github_api: GitHubResource):
     """Candidate repositories: the repository list, plus (GitHub source) code search for ``asv.conf.json``.
 

@@ -7,14 +7,15 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
-from formulacode_assets.core import asv_config, github, mirror, repos
 from formulacode_assets.core.contracts import REPOS_VALID
-from formulacode_assets.core.response_cache import month_is_closed
+from formulacode_assets.core.github import source as github_source
+from formulacode_assets.core.github.response_cache import month_is_closed
+from formulacode_assets.core.mining import asv_config, mirror, repos
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 
 
-@monthly_asset(REPOS_VALID, versioned_by=(repos, asv_config, mirror, github), group_name="mining", kinds={"git"})
+@monthly_asset(REPOS_VALID, versioned_by=(repos, asv_config, mirror, github_source), group_name="mining", kinds={"git"})
 def repos_valid(
     context: AssetExecutionContext,
     git_source: GitSourceResource,

@@ -8,11 +8,12 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.build_scripts import ScriptAgent
-from formulacode_assets.core.context_registry import ContextRegistry
-from formulacode_assets.core.contexts import ContextSynthesizer, SynthesisSettings
-from formulacode_assets.core.install_analysis import default_pyenv_root, discover_interpreters
-from formulacode_assets.core.validators import LocalValidator, Validator
+from formulacode_assets.core.environments.build_scripts import ScriptAgent
+from formulacode_assets.core.environments.install_analysis import default_pyenv_root, discover_interpreters
+from formulacode_assets.core.environments.local_validator import LocalValidator
+from formulacode_assets.core.environments.registry import ContextRegistry
+from formulacode_assets.core.environments.synthesis import ContextSynthesizer, SynthesisSettings
+from formulacode_assets.core.environments.validation import Validator
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 
 VALIDATORS = ("auto", "docker", "local")

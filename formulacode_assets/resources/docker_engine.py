@@ -14,7 +14,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.validators import DockerValidator
+from formulacode_assets.core.environments.docker_validator import DockerValidator
 
 
 class DockerEngineResource(ConfigurableResource):

@@ -8,9 +8,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.git import GitError
-from formulacode_assets.core.mirror import MirrorSync, mirror_path, sync_mirror
-from formulacode_assets.core.repos import RepoSpec, read_repo_list
+from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.mining.mirror import MirrorSync, mirror_path, sync_mirror
+from formulacode_assets.core.mining.repos import RepoSpec, read_repo_list
 from formulacode_assets.sample import ensure_sample_store
 
 SOURCES = ("sample", "git", "github")

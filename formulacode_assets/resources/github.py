@@ -5,8 +5,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.github import GitHubClientPool, GitHubSettings, GitHubSource
-from formulacode_assets.core.response_cache import ResponseCache
+from formulacode_assets.core.github.client import GitHubClientPool, GitHubSettings
+from formulacode_assets.core.github.response_cache import ResponseCache
+from formulacode_assets.core.github.source import GitHubSource
 
 
 class GitHubResource(ConfigurableResource):

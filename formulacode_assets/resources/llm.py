@@ -1,7 +1,7 @@
 """The LLM that judges changes: an OpenAI-compatible endpoint configured by upstream's DSPY_* variables.
 
 With no model name the stage does not silently skip classification: it runs the documented keyword
-heuristic (:func:`formulacode_assets.core.judge.heuristic_verdict`), says so in the run log and the
+heuristic (:func:`formulacode_assets.core.classification.heuristic.heuristic_verdict`), says so in the run log and the
 materialization metadata, and records ``classifier = "heuristic"`` on every row.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.perf_commits import HEURISTIC, Judge, JudgeSettings, LLMEndpoint, make_judge
-from formulacode_assets.core.prefilter import PrefilterLimits
+from formulacode_assets.core.classification.judging import HEURISTIC, Judge, JudgeSettings, LLMEndpoint, make_judge
+from formulacode_assets.core.classification.prefilter import PrefilterLimits
 
 
 class LLMResource(ConfigurableResource):

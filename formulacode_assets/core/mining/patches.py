@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from formulacode_assets.core.git import GitError, run_git
+from formulacode_assets.core.mining.git import GitError, run_git
 
 # Patches above this many characters are stored truncated (flagged); the stats stay exact.
 MAX_PATCH_CHARS = 2_000_000

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from formulacode_assets.core.git import GitError, run_git
+from formulacode_assets.core.mining.git import GitError, run_git
 
 # git's --since stops the walk at the first commit older than the date. Real histories have some
 # committer-date skew along the first-parent chain (fast-forwarded branches, clock errors), so the

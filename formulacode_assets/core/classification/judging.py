@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from formulacode_assets.core import judge as programs
-from formulacode_assets.core.llm_cache import CompletionCache, completion_key
-from formulacode_assets.core.prefilter import PrefilterLimits, prefilter
+from formulacode_assets.core.classification import heuristic, programs
+from formulacode_assets.core.classification.completion_cache import CompletionCache, completion_key
+from formulacode_assets.core.classification.prefilter import PrefilterLimits, prefilter
 
 HEURISTIC = "heuristic"
 
@@ -82,14 +82,14 @@ class Judge(Protocol):
 
 
 class HeuristicJudge:
-    """Keyword rules (see :func:`judge.heuristic_verdict`) for when no LM is configured."""
+    """Keyword rules (see :func:`.heuristic.heuristic_verdict`) for when no LM is configured."""
 
     classifier = HEURISTIC
     model = None
-    prompt_version = programs.HEURISTIC_VERSION
+    prompt_version = heuristic.HEURISTIC_VERSION
 
     def verdict(self, change: Mapping) -> programs.Verdict:
-        return programs.heuristic_verdict(change)
+        return heuristic.heuristic_verdict(change)
 
     def stats(self) -> dict[str, int]:
         return {}

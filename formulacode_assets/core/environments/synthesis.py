@@ -28,16 +28,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from formulacode_assets.core.build_scripts import (
+from formulacode_assets.core.environments.build_scripts import (
     Candidate,
     FailedAttempt,
     ScriptAgent,
     initial_candidates,
     script_digest,
 )
-from formulacode_assets.core.context_registry import ContextRegistry, RegisteredContext
-from formulacode_assets.core.install_analysis import AnalysisError, InstallAnalysis, Interpreter, analyze_install
-from formulacode_assets.core.validators import ValidationRequest, ValidationResult, Validator
+from formulacode_assets.core.environments.install_analysis import (
+    AnalysisError,
+    InstallAnalysis,
+    Interpreter,
+    analyze_install,
+)
+from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
+from formulacode_assets.core.environments.validation import ValidationRequest, ValidationResult, Validator
 
 _ATTEMPT_TAIL = 2000
 

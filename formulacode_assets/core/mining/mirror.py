@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from formulacode_assets.core.git import GitError, run_git
+from formulacode_assets.core.mining.git import GitError, run_git
 from formulacode_assets.core.repo_names import validate_repo_name
 
 _FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from formulacode_assets.core.asv_config import AsvConfigError, find_asv_config
-from formulacode_assets.core.git import GitError
-from formulacode_assets.core.merged_changes import last_commit_before
-from formulacode_assets.core.mirror import MirrorSync
+from formulacode_assets.core.mining.asv_config import AsvConfigError, find_asv_config
+from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.mining.merged_changes import last_commit_before
+from formulacode_assets.core.mining.mirror import MirrorSync
 from formulacode_assets.core.repo_names import InvalidRepoName, validate_repo_name
 
 

@@ -1,13 +1,8 @@
 """GitHub as a source of repositories and merged pull requests, through PyGithub.
 
-PyGithub does the HTTP work: pagination, retries (``GithubRetry``: 403 secondary limits honour
-``Retry-After``, primary limits wait for the reset, 5xx back off) and pacing
-(``seconds_between_requests``). This module adds what the pipeline needs on top:
+On top of the client pool (:mod:`.client`: token rotation, PyGithub's retries and pacing) and the
+split search (:mod:`.search`: nothing lost to the 1,000-result cap), this module makes:
 
-- token rotation: one client per token, each call goes to the client with the most quota left;
-- search that never loses results to the 1,000-result cap: a query whose ``total_count`` passes the
-  cap is split (file-size ranges for code search, time windows for PR search) until every slice is
-  under it; a slice that cannot be split further is reported, not silently truncated;
 - plain-dict records (JSON-serialisable, so closed months are cached by ``ResponseCache``);
 - 404 / 410 / 451 become a repository status; a renamed repository (301) is followed and recorded.
 
@@ -17,149 +12,22 @@ Tokens live only inside the PyGithub clients: never in keys, records, logs or ex
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from github import Auth, Github, GithubException, GithubRetry
+from github import GithubException
 
-from formulacode_assets.core.response_cache import ResponseCache
+from formulacode_assets.core.github.client import GitHubClientPool, request_error
+from formulacode_assets.core.github.response_cache import ResponseCache
+from formulacode_assets.core.github.search import SEARCH_CAP, split_size_range, split_time_window, split_until_under_cap
 
-SEARCH_CAP = 1000
 # Repository states that are answers, not errors: gone, moved away, blocked for legal reasons.
 REPO_STATUS_CODES = {404: "not found", 410: "gone", 451: "unavailable for legal reasons"}
 _CLOSING = re.compile(
     r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+(?:(?P<repo>[\w.-]+/[\w.-]+))?#(?P<number>\d+)", re.IGNORECASE
 )
 _ISSUE_URL = re.compile(r"https?://[^\s/]+/(?P<repo>[\w.-]+/[\w.-]+)/issues/(?P<number>\d+)")
-
-
-class GitHubRequestError(RuntimeError):
-    """A request failed after PyGithub's retries; the message never includes credentials."""
-
-    def __init__(self, what: str, status: int | None, message: str):
-        self.status = status
-        self.reason = f"{what}: HTTP {status} {message}".strip() if status else f"{what}: {message}"
-        super().__init__(self.reason)
-
-
-def _error(what: str, exc: Exception) -> GitHubRequestError:
-    if isinstance(exc, GithubException):
-        data = exc.data if isinstance(exc.data, dict) else {}
-        return GitHubRequestError(what, exc.status, str(data.get("message", ""))[:200])
-    # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
-    # a short text; neither carries the Authorization header.
-    return GitHubRequestError(what, None, f"{type(exc).__name__}: {str(exc)[:200]}")
-
-
-@dataclass(frozen=True)
-class GitHubSettings:
-    base_url: str = "https://api.github.com"
-    tokens: tuple[str, ...] = ()
-    per_page: int = 100
-    seconds_between_requests: float = 0.25
-    timeout: int = 30
-    max_retries: int = 8
-    backoff_factor: float = 2.0
-    secondary_rate_wait: float = 60.0
-    max_rate_limit_wait: float = 3600.0
-
-
-class GitHubClientPool:
-    """One PyGithub client per token; each call takes the client with the most remaining quota."""
-
-    def __init__(self, settings: GitHubSettings):
-        self.settings = settings
-        retry = GithubRetry(
-            total=settings.max_retries,
-            backoff_factor=settings.backoff_factor,
-            secondary_rate_wait=settings.secondary_rate_wait,
-            max_rate_limit_wait=settings.max_rate_limit_wait,
-        )
-        auths = [Auth.Token(t) for t in settings.tokens] or [None]
-        self._clients = [
-            Github(
-                auth=auth,
-                base_url=settings.base_url.rstrip("/"),
-                per_page=settings.per_page,
-                timeout=settings.timeout,
-                retry=retry,
-                seconds_between_requests=settings.seconds_between_requests or None,
-                seconds_between_writes=None,
-                # Objects are fetched when first read: get_repo(...).get_pull(n) costs one request.
-                lazy=True,
-            )
-            for auth in auths
-        ]
-        self._lock = threading.Lock()
-        self._turn = 0
-
-    @property
-    def size(self) -> int:
-        return len(self._clients)
-
-    def client(self) -> Github:
-        """Round-robin, preferring clients whose last response reported quota left."""
-        with self._lock:
-            self._turn += 1
-            order = self._clients[self._turn % len(self._clients) :] + self._clients[: self._turn % len(self._clients)]
-            # rate_limiting is (-1, -1) until a response was seen; unknown counts as available.
-            for gh in order:
-                remaining, _limit = gh.requester.rate_limiting  # from the last response; makes no request
-                if remaining != 0:
-                    return gh
-            return order[0]
-
-
-# --- splitting queries under the search cap ---------------------------------------------------------
-
-
-@dataclass
-class SearchSlices:
-    """The leaves of a split search: each under the cap, plus those that could not be split."""
-
-    leaves: list[tuple[Any, int]] = field(default_factory=list)
-    capped: list[tuple[Any, int]] = field(default_factory=list)
-
-
-def split_until_under_cap(
-    root: Any, count: Callable[[Any], int], split: Callable[[Any], tuple[Any, Any] | None], cap: int = SEARCH_CAP
-) -> SearchSlices:
-    """Split ``root`` (a size range, a time window) until each slice counts at most ``cap`` results."""
-    result = SearchSlices()
-    pending = [root]
-    while pending:
-        part = pending.pop()
-        n = count(part)
-        if n <= cap:
-            if n:
-                result.leaves.append((part, n))
-            continue
-        halves = split(part)
-        if halves is None:
-            result.capped.append((part, n))
-        else:
-            pending.extend(reversed(halves))
-    return result
-
-
-def _split_int_range(part: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
-    lo, hi = part
-    if lo >= hi:
-        return None
-    mid = (lo + hi) // 2
-    return (lo, mid), (mid + 1, hi)
-
-
-def _split_window(part: tuple[datetime, datetime]) -> tuple[tuple[datetime, datetime], ...] | None:
-    start, end = part
-    if end - start <= timedelta(seconds=2):
-        return None
-    mid = start + (end - start) / 2
-    mid = mid.replace(microsecond=0)
-    return (start, mid), (mid, end)
 
 
 def _iso(moment: datetime) -> str:
@@ -196,9 +64,9 @@ class GitHubSource:
                 "items": [_search_item(kind, item) for item in items],
             }
         except GithubException as exc:
-            raise _error(f"search {kind} {query!r}", exc) from None
+            raise request_error(f"search {kind} {query!r}", exc) from None
         except Exception as exc:  # retries exhausted, connection errors
-            raise _error(f"search {kind} {query!r}", exc) from None
+            raise request_error(f"search {kind} {query!r}", exc) from None
 
     def _search_all(self, kind: str, query: str, first: dict) -> Iterator[dict]:
         yield from first["items"]
@@ -238,7 +106,7 @@ class GitHubSource:
             "code",
             (0, max_size),
             lambda r: f"filename:asv.conf.json size:{r[0]}..{r[1]}",
-            _split_int_range,
+            split_size_range,
             closed,
             {"what": "asv.conf.json", "month": month, "base_url": self.pool.settings.base_url},
         )
@@ -265,7 +133,7 @@ class GitHubSource:
             "issues",
             (start, end),
             query_for,
-            _split_window,
+            split_time_window,
             closed,
             {
                 "repo": repo_name,
@@ -293,9 +161,9 @@ class GitHubSource:
                         "status": "failed",
                         "reason": f"repository {REPO_STATUS_CODES[exc.status]} (HTTP {exc.status})",
                     }
-                return {"status": "failed", "reason": _error(f"GET repos/{repo_name}", exc).reason}
+                return {"status": "failed", "reason": request_error(f"GET repos/{repo_name}", exc).reason}
             except Exception as exc:
-                return {"status": "failed", "reason": _error(f"GET repos/{repo_name}", exc).reason}
+                return {"status": "failed", "reason": request_error(f"GET repos/{repo_name}", exc).reason}
             parent = data.get("parent") or {}
             return {
                 "status": "ok",
@@ -339,9 +207,9 @@ class GitHubSource:
                     self._linked_issue(repo_name, repo, ref) for ref in linked_issue_refs(pr.body or "", repo_name)
                 ]
             except GithubException as exc:
-                return {"number": number, "status": "failed", "reason": _error(f"GET {what}", exc).reason}
+                return {"number": number, "status": "failed", "reason": request_error(f"GET {what}", exc).reason}
             except Exception as exc:
-                return {"number": number, "status": "failed", "reason": _error(f"GET {what}", exc).reason}
+                return {"number": number, "status": "failed", "reason": request_error(f"GET {what}", exc).reason}
             return {
                 "number": number,
                 "status": "ok",

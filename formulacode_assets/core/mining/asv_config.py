@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from formulacode_assets.core.git import run_git
+from formulacode_assets.core.mining.git import run_git
 
 # Where real projects keep it (numpy/scipy: benchmarks/, pandas: asv_bench/, most: the root).
 ASV_CONF_CANDIDATES = (

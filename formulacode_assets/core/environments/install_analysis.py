@@ -29,8 +29,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from formulacode_assets.core.asv_config import AsvConfigError, find_asv_config
-from formulacode_assets.core.git import GitError, run_git
+from formulacode_assets.core.mining.asv_config import AsvConfigError, find_asv_config
+from formulacode_assets.core.mining.git import GitError, run_git
 
 ANALYSIS_VERSION = "1"
 _LOG_TAIL = 4000

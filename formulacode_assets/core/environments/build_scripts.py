@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from formulacode_assets.core.install_analysis import InstallAnalysis
+from formulacode_assets.core.environments.install_analysis import InstallAnalysis
 
 TEMPLATE_VERSION = "1"
 SOURCES = ("registry", "template", "agent")
@@ -217,7 +217,7 @@ class ScriptAgent:
         cache_dir: Path | None = None,
     ) -> ScriptAgent:
         """An agent on an OpenAI-compatible endpoint, built like the judge's LM (one way to make an LM)."""
-        from formulacode_assets.core.judge import chat_adapter, make_lm
+        from formulacode_assets.core.classification.programs import chat_adapter, make_lm
 
         model = model_name if model_name.startswith("openai/") or not api_base else f"openai/{model_name}"
         lm = make_lm(

@@ -1,0 +1,1 @@
+"""Build environments: install analysis, candidate ``build_env.sh`` scripts, validators and the context registry."""

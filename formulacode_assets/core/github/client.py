@@ -1,0 +1,91 @@
+"""The PyGithub client pool: one client per token, rotated by remaining quota.
+
+PyGithub does the HTTP work: pagination, retries (``GithubRetry``: 403 secondary limits honour
+``Retry-After``, primary limits wait for the reset, 5xx back off) and pacing
+(``seconds_between_requests``). Tokens live only inside the clients: never in keys, records, logs
+or exception text (:func:`request_error` keeps status and message only).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from github import Auth, Github, GithubException, GithubRetry
+
+
+class GitHubRequestError(RuntimeError):
+    """A request failed after PyGithub's retries; the message never includes credentials."""
+
+    def __init__(self, what: str, status: int | None, message: str):
+        self.status = status
+        self.reason = f"{what}: HTTP {status} {message}".strip() if status else f"{what}: {message}"
+        super().__init__(self.reason)
+
+
+def request_error(what: str, exc: Exception) -> GitHubRequestError:
+    if isinstance(exc, GithubException):
+        data = exc.data if isinstance(exc.data, dict) else {}
+        return GitHubRequestError(what, exc.status, str(data.get("message", ""))[:200])
+    # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
+    # a short text; neither carries the Authorization header.
+    return GitHubRequestError(what, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    base_url: str = "https://api.github.com"
+    tokens: tuple[str, ...] = ()
+    per_page: int = 100
+    seconds_between_requests: float = 0.25
+    timeout: int = 30
+    max_retries: int = 8
+    backoff_factor: float = 2.0
+    secondary_rate_wait: float = 60.0
+    max_rate_limit_wait: float = 3600.0
+
+
+class GitHubClientPool:
+    """One PyGithub client per token; each call takes the client with the most remaining quota."""
+
+    def __init__(self, settings: GitHubSettings):
+        self.settings = settings
+        retry = GithubRetry(
+            total=settings.max_retries,
+            backoff_factor=settings.backoff_factor,
+            secondary_rate_wait=settings.secondary_rate_wait,
+            max_rate_limit_wait=settings.max_rate_limit_wait,
+        )
+        auths = [Auth.Token(t) for t in settings.tokens] or [None]
+        self._clients = [
+            Github(
+                auth=auth,
+                base_url=settings.base_url.rstrip("/"),
+                per_page=settings.per_page,
+                timeout=settings.timeout,
+                retry=retry,
+                seconds_between_requests=settings.seconds_between_requests or None,
+                seconds_between_writes=None,
+                # Objects are fetched when first read: get_repo(...).get_pull(n) costs one request.
+                lazy=True,
+            )
+            for auth in auths
+        ]
+        self._lock = threading.Lock()
+        self._turn = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._clients)
+
+    def client(self) -> Github:
+        """Round-robin, preferring clients whose last response reported quota left."""
+        with self._lock:
+            self._turn += 1
+            order = self._clients[self._turn % len(self._clients) :] + self._clients[: self._turn % len(self._clients)]
+            # rate_limiting is (-1, -1) until a response was seen; unknown counts as available.
+            for gh in order:
+                remaining, _limit = gh.requester.rate_limiting  # from the last response; makes no request
+                if remaining != 0:
+                    return gh
+            return order[0]

@@ -1,0 +1,1 @@
+"""Mining: from git remotes to the month's merged changes and their patches (mirrors, git helpers, asv configs)."""
