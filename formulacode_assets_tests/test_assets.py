@@ -78,7 +78,8 @@ def test_sample_month_materializes_the_mining_graph(tmp_path):
     assert "merge_commit_sha" in [c.name for c in materializations["patches"]["dagster/column_schema"].schema.columns]
     assert "| repo_name" in materializations["patches"]["preview"].value
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 8 and all(c.passed for c in checks)
+    assert len(checks) == 4 * 3 + 2 and all(c.passed for c in checks)
+    assert {c.partition for c in checks} == {"2024-02-01"}
 
     with duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True) as con:
         assert con.sql("select count(*) from patches").fetchone() == (10,)

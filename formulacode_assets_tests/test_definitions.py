@@ -36,7 +36,24 @@ def test_definitions_load_with_the_expected_graph():
         assert node.backfill_policy == BackfillPolicy.single_run()
         assert node.code_version
     checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
-    assert checks == {(a, c) for a in EXPECTED_ASSETS for c in ("contract", "failure_rate")}
+    per_stage = ("unique_keys", "contract", "failure_rate")
+    windowed = {"merge_commits", "patches", "perf_commits"}
+    assert checks == {(a, c) for a in EXPECTED_ASSETS for c in per_stage} | {
+        (a, "merged_at_in_window") for a in windowed
+    }
+
+
+def test_every_asset_has_owners_and_a_description_and_every_monthly_stage_its_checks():
+    """Also covers stages added later: each must use ``checks.monthly_check_specs`` (or ``monthly_asset``)."""
+    graph = defs.resolve_asset_graph()
+    checks = {}
+    for key in graph.asset_check_keys:
+        checks.setdefault(key.asset_key, set()).add(key.name)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners and (node.description or "").strip(), key
+        if node.partitions_def == monthly_partitions:
+            assert {"unique_keys", "contract", "failure_rate"} <= checks.get(key, set()), key
 
 
 def test_monthly_partitions_are_utc_months_from_2024():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,8 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 from dagster import (
+    AssetCheckEvaluation,
     AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
     BackfillPolicy,
+    BetaWarning,
     MetadataValue,
     Output,
     TableColumn,
@@ -21,7 +27,12 @@ from dagster import (
     asset,
 )
 
-from formulacode_assets.checks import contract_check_results, contract_check_specs
+# The evaluation's link to the month's materialization; Dagster does not export this record type.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from formulacode_assets.checks import contract_check_specs, monthly_check_results
 from formulacode_assets.core.contracts import Contract
 from formulacode_assets.partitions import monthly_partitions
 
@@ -31,6 +42,11 @@ MonthlyInput = Any
 
 _PREVIEW_ROWS = 10
 _PREVIEW_TEXT = 60
+_PREVIEW_MAX_COLUMNS = 7
+_SHORT_SHA = 10
+# Columns a person scans first, after the contract's key (when a stage has them).
+_PREVIEW_FIRST = ("title", "category", "is_performance", "stage_failed", "status", "reason")
+OWNERS = ["team:formulacode"]
 
 
 def code_version_of(*modules: ModuleType) -> str:
@@ -47,18 +63,24 @@ def monthly_asset(
     """``@asset`` for a monthly stage named after its contract, with its checks and a code version.
 
     Single-run backfills: a range of months runs as one run, so per-run costs (mirror fetches,
-    process start) are paid once; each month still lands in its own file.
+    process start) are paid once; each month still lands in its own file, with its own metadata and
+    its own check results (``monthly_output``).
     """
-    return asset(
-        name=contract.name,
-        partitions_def=monthly_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        code_version=code_version_of(*versioned_by),
-        check_specs=contract_check_specs(contract),
-        group_name=group_name,
-        kinds=kinds | {"parquet"},
-        **asset_kwargs,
-    )
+    asset_kwargs.setdefault("owners", OWNERS)
+    # ``backfill_policy`` is marked beta in Dagster 1.13 but is the documented way to run a range of
+    # months in one run; the warning would greet every CLI run, so it is silenced here, once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return asset(
+            name=contract.name,
+            partitions_def=monthly_partitions,
+            backfill_policy=BackfillPolicy.single_run(),
+            code_version=code_version_of(*versioned_by),
+            check_specs=contract_check_specs(contract),
+            group_name=group_name,
+            kinds=kinds | {"parquet"},
+            **asset_kwargs,
+        )
 
 
 def months_of_run(context: AssetExecutionContext) -> list[tuple[str, datetime, datetime]]:
@@ -85,44 +107,140 @@ def column_schema(contract: Contract) -> TableSchema:
     )
 
 
-def _preview(table: pa.Table) -> str:
+def _cell(value: Any, column: str) -> str:
+    """One readable markdown cell: short SHAs, no ``nan``/``None``, no pipes or newlines breaking the table."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str) and column.endswith("sha") and len(value) == 40:
+        return value[:_SHORT_SHA]
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list | dict):
+        value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    return text if len(text) <= _PREVIEW_TEXT else text[:_PREVIEW_TEXT] + "…"
+
+
+def preview_columns(contract: Contract, table: pa.Table) -> list[str]:
+    """The contract's key, then the few columns a person scans first; at most seven."""
+    wanted = [*contract.key, *_PREVIEW_FIRST]
+    columns = list(dict.fromkeys(c for c in wanted if c in table.column_names))
+    return columns[:_PREVIEW_MAX_COLUMNS]
+
+
+def preview(contract: Contract, table: pa.Table) -> str:
+    """A markdown table of a month's first rows (all columns are in the parquet and the catalog)."""
     if table.num_rows == 0:
         return "_no rows this month_"
-    frame = table.slice(0, _PREVIEW_ROWS).to_pandas()
-    for name in frame.columns:
-        if frame[name].dtype == object:
-            frame[name] = frame[name].map(
-                lambda v: v if not isinstance(v, str) or len(v) <= _PREVIEW_TEXT else v[:_PREVIEW_TEXT] + "…"
-            )
-    return frame.to_markdown(index=False)
+    columns = preview_columns(contract, table)
+    rows = table.slice(0, _PREVIEW_ROWS).select(columns).to_pylist()
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row[c], c) for c in columns) + " |" for row in rows]
+    more = f"\n\n_first {len(rows)} of {table.num_rows} rows_" if table.num_rows > len(rows) else ""
+    return "\n".join(lines) + more
 
 
-def monthly_output(
-    context: AssetExecutionContext, contract: Contract, tables: dict[str, pa.Table], extra_metadata: dict | None = None
-) -> Iterator[Output | object]:
-    """Yield the output (one table per month) with the standard metadata, then the contract checks."""
-    combined = pa.concat_tables(tables.values()) if tables else contract.to_table([])
-    statuses = Counter(combined.column("status").to_pylist()) if combined.num_rows else Counter()
+def month_metadata(contract: Contract, month: str, table: pa.Table) -> dict:
+    """The metadata of one month's materialization: counts the UI plots across months, a preview."""
+    statuses = Counter(table.column("status").to_pylist()) if table.num_rows else Counter()
     reasons = Counter(
         r
-        for r, s in zip(combined.column("reason").to_pylist(), combined.column("status").to_pylist(), strict=True)
+        for r, s in zip(table.column("reason").to_pylist(), table.column("status").to_pylist(), strict=True)
         if s != "ok" and r
     )
-    for status, count in sorted(statuses.items()):
-        context.log.info(f"{contract.name}: {count} rows {status}")
     metadata = {
-        "dagster/row_count": MetadataValue.int(combined.num_rows),
-        "dagster/column_schema": column_schema(contract),
-        "months": MetadataValue.json(sorted(tables)),
+        "dagster/row_count": MetadataValue.int(table.num_rows),
+        "month": MetadataValue.text(month),
+        "file": MetadataValue.path(f"{contract.name}/{month[:7]}.parquet"),
         "status_counts": MetadataValue.json(dict(sorted(statuses.items()))),
-        "preview": MetadataValue.md(_preview(combined)),
+        "preview": MetadataValue.md(preview(contract, table)),
         "top_reasons": MetadataValue.md(
             "\n".join(f"- {n} × {reason}" for reason, n in reasons.most_common(10)) or "_none_"
         ),
     }
     for status in ("ok", "skipped", "failed"):
         metadata[f"rows_{status}"] = MetadataValue.int(statuses.get(status, 0))
-    metadata.update(extra_metadata or {})
+    return metadata
+
+
+def _materialization_of(context: AssetExecutionContext, asset_key: AssetKey, month: str):
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[month]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.event_log_entry.run_id, timestamp=record.timestamp
+    )
+
+
+def monthly_checks(
+    context: AssetExecutionContext, contract: Contract, tables: dict[str, pa.Table], asset_key: AssetKey | None = None
+) -> Iterator[Output | AssetCheckEvaluation]:
+    """Each month's own check results (``checks.monthly_check_specs``), after the output was stored.
+
+    Dagster evaluates an ``AssetCheckResult`` once per step, for the whole range; a single-run
+    backfill therefore yields one evaluation per check **and month**, linked to that month's
+    materialization, and the checks' (Nothing) outputs once.
+    """
+    asset_key = asset_key or AssetKey(contract.name)
+    selected = context.selected_asset_check_keys
+    specs = {
+        spec.name: (name, spec)
+        for name, spec in context.assets_def.check_specs_by_output_name.items()
+        if spec.asset_key == asset_key and spec.key in selected
+    }
+    for output_name, _spec in specs.values():
+        yield Output(None, output_name=output_name)
+    windows = {key: (start, end) for key, start, end in months_of_run(context)}
+    for month in sorted(tables):
+        start, end = windows[month]
+        target = _materialization_of(context, asset_key, month)
+        for result in monthly_check_results(contract, month, start, end, tables[month]):
+            if result.check_name not in specs:
+                continue
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=result.check_name,
+                passed=result.passed,
+                metadata=result.metadata,
+                target_materialization_data=target,
+                severity=result.severity,
+                blocking=specs[result.check_name][1].blocking,
+                partition=month,
+            )
+
+
+def monthly_output(
+    context: AssetExecutionContext,
+    contract: Contract,
+    tables: dict[str, pa.Table],
+    extra_metadata: dict | None = None,
+    metadata_by_month: dict[str, dict] | None = None,
+) -> Iterator[Output | object]:
+    """Yield the output (one table per month), each month's own metadata, then each month's checks.
+
+    ``extra_metadata`` is about the run (the same on every month of it, e.g. the classifier);
+    ``metadata_by_month`` holds numbers that differ by month (e.g. performance rows), so the UI
+    plots them across partitions.
+    """
+    for month, table in sorted(tables.items()):
+        counts = Counter(table.column("status").to_pylist()) if table.num_rows else Counter()
+        context.log.info(
+            f"{contract.name} {month}: {table.num_rows} rows ("
+            + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none")
+            + ")"
+        )
+        context.add_asset_metadata(
+            {**month_metadata(contract, month, table), **(metadata_by_month or {}).get(month, {})},
+            partition_key=month,
+        )
+    metadata = {
+        "dagster/column_schema": column_schema(contract),
+        "months_in_run": MetadataValue.json(sorted(tables)),
+        **(extra_metadata or {}),
+    }
     value = tables if len(tables) > 1 else next(iter(tables.values()))
     yield Output(value, metadata=metadata)
-    yield from contract_check_results(contract, combined)
+    yield from monthly_checks(context, contract, tables)

@@ -70,8 +70,15 @@ def contexts(
             validator.close()
     metadata = {
         "validator": MetadataValue.text(why),
-        "reused": MetadataValue.int(sum(bool(r) for t in tables.values() for r in t.column("reused").to_pylist())),
         "agent_calls": MetadataValue.int(agent.calls if agent else 0),
         "registry_contexts": MetadataValue.int(len(synthesizer.registry.all())),
     }
-    yield from monthly_output(context, CONTEXTS, tables, metadata)
+    by_month = {}
+    for month, table in tables.items():
+        rows = table.select(["status", "reused"]).to_pylist()
+        by_month[month] = {
+            "contexts_validated": MetadataValue.int(sum(r["status"] == "ok" and not r["reused"] for r in rows)),
+            "contexts_usable": MetadataValue.int(sum(r["status"] == "ok" for r in rows)),
+            "reused": MetadataValue.int(sum(bool(r["reused"]) for r in rows)),
+        }
+    yield from monthly_output(context, CONTEXTS, tables, metadata, by_month)

@@ -54,10 +54,16 @@ def perf_commits(context: AssetExecutionContext, llm: LLMResource, patches: Mont
     metadata = {
         "classifier": MetadataValue.text(judge.classifier),
         "prompt_version": MetadataValue.text(judge.prompt_version),
-        "is_performance": MetadataValue.int(sum(s["is_performance"] for s in summaries.values())),
-        "prefilter_pass": MetadataValue.int(sum(s["prefilter_pass"] for s in summaries.values())),
-        "llm_calls": MetadataValue.int(sum(s.get("llm_calls", 0) for s in summaries.values())),
-        "cache_hits": MetadataValue.int(sum(s.get("cache_hits", 0) for s in summaries.values())),
-        "judge_summary": MetadataValue.json(summaries),
     }
-    yield from monthly_output(context, PERF_COMMITS, tables, metadata)
+    by_month = {
+        month: {
+            "is_performance": MetadataValue.int(s["is_performance"]),
+            "prefilter_pass": MetadataValue.int(s["prefilter_pass"]),
+            "judge_failed": MetadataValue.int(s.get("judge_failed", 0)),
+            "llm_calls": MetadataValue.int(s.get("llm_calls", 0)),
+            "cache_hits": MetadataValue.int(s.get("cache_hits", 0)),
+            "judge_summary": MetadataValue.json(s),
+        }
+        for month, s in summaries.items()
+    }
+    yield from monthly_output(context, PERF_COMMITS, tables, metadata, by_month)

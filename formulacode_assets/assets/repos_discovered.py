@@ -18,7 +18,7 @@ def repos_discovered(context: AssetExecutionContext, git_source: GitSourceResour
     """
     listed = git_source.repositories()
     listed_by = "sample" if git_source.source == "sample" else "csv"
-    tables, capped_total = {}, 0
+    tables, capped_by_month = {}, {}
     for month, _start, end in months_of_run(context):
         hits = None
         if git_source.source == "github":
@@ -26,7 +26,7 @@ def repos_discovered(context: AssetExecutionContext, git_source: GitSourceResour
             hits, capped = api.discover_asv_repositories(closed=month_is_closed(end), month=month)
             for slice_ in capped:
                 context.log.warning(f"code search slice over the cap, results lost: {slice_}")
-            capped_total += len(capped)
+            capped_by_month[month] = {"search_slices_over_cap": len(capped)}
             context.log.info(f"{month}: code search found {len(hits)} repositories with asv.conf.json")
         tables[month] = REPOS_DISCOVERED.to_table(repos.discovered_rows(month, listed, listed_by, hits))
-    yield from monthly_output(context, REPOS_DISCOVERED, tables, {"search_slices_over_cap": capped_total})
+    yield from monthly_output(context, REPOS_DISCOVERED, tables, metadata_by_month=capped_by_month)
