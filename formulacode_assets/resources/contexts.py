@@ -84,8 +84,9 @@ class ContextSynthesisResource(ConfigurableResource):
             build_timeout=self.build_timeout_s,
             step_timeout=self.step_timeout_s,
         )
+        # Where Docker is not needed (auto, local allowed), its absence is a note, not an error text.
         return local, "local validator (trusted source, throw-away virtual environments)" + (
-            f"; {about}" if self.validator == "auto" else ""
+            f"; no Docker engine at {docker_engine.base_url}" if self.validator == "auto" else ""
         )
 
     def agent(self, llm) -> ScriptAgent | None:
