@@ -11,6 +11,7 @@ from pydantic import Field
 from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.mining.mirror import MirrorSync, mirror_path, sync_mirror
 from formulacode_assets.core.mining.repos import RepoSpec, read_repo_list
+from formulacode_assets.resources.errors import SettingsError
 from formulacode_assets.sample import ensure_sample_store
 
 SOURCES = ("sample", "git", "github")
@@ -31,14 +32,27 @@ class GitSourceResource(ConfigurableResource):
     def repositories(self) -> list[RepoSpec]:
         """The listed repositories (for ``github``, the optional user CSV that is united with search)."""
         if self.source not in SOURCES:
-            raise ValueError(f"unknown source {self.source!r}; expected one of {SOURCES}")
+            raise SettingsError(f"FORMULACODE_SOURCE: unknown source {self.source!r}; use one of {', '.join(SOURCES)}")
         if self.source == "sample":
             return read_repo_list(ensure_sample_store(Path(self.cache_dir) / "sample-store"))
         if not self.repos_csv:
             if self.source == "github":
                 return []
-            raise ValueError("source 'git' needs repos_csv (FORMULACODE_REPOS_CSV)")
-        return read_repo_list(Path(self.repos_csv))
+            raise SettingsError("the git source needs a repository list: set FORMULACODE_REPOS_CSV to a CSV file")
+        return self._read_csv(Path(self.repos_csv))
+
+    def _read_csv(self, path: Path) -> list[RepoSpec]:
+        try:
+            return read_repo_list(path)
+        except FileNotFoundError:
+            raise SettingsError(f"FORMULACODE_REPOS_CSV: no such file: {path}") from None
+        except IsADirectoryError:
+            raise SettingsError(f"FORMULACODE_REPOS_CSV: {path} is a folder, not a CSV file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise SettingsError(f"FORMULACODE_REPOS_CSV: cannot read {path}: {reason}") from None
+        except ValueError as exc:  # e.g. no repo_name column: the message already names the file
+            raise SettingsError(f"FORMULACODE_REPOS_CSV: {exc}") from None
 
     def mirror_path(self, repo_name: str) -> Path:
         return mirror_path(Path(self.cache_dir), repo_name)

@@ -8,6 +8,7 @@ from pydantic import Field
 from formulacode_assets.core.github.client import GitHubClientPool, GitHubSettings
 from formulacode_assets.core.github.response_cache import ResponseCache
 from formulacode_assets.core.github.source import GitHubSource
+from formulacode_assets.resources.errors import SettingsError
 
 
 class GitHubResource(ConfigurableResource):
@@ -30,6 +31,13 @@ class GitHubResource(ConfigurableResource):
         return tuple(t.strip() for t in (self.tokens or "").split(",") if t.strip())
 
     def source(self, log=lambda _message: None) -> GitHubSource:
+        # Without a token GitHub allows 60 requests an hour and code search not at all: fail at once
+        # instead of waiting out rate limits in silence.
+        if not self.token_list():
+            raise SettingsError(
+                "the GitHub source needs a token: set GH_TOKENS (comma-separated; GH_TOKEN works too), "
+                "e.g. in .env or an env file loaded before the run"
+            )
         settings = GitHubSettings(
             base_url=self.base_url,
             tokens=self.token_list(),

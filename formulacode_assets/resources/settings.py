@@ -46,10 +46,13 @@ from dagster import EnvVar, ExecutorDefinition, in_process_executor, multiproces
 
 from formulacode_assets.resources.contexts import ContextSynthesisResource
 from formulacode_assets.resources.docker_engine import DockerEngineResource
+from formulacode_assets.resources.errors import SettingsError
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.resources.llm import LLMResource
 from formulacode_assets.storage import ParquetIOManager
+
+__all__ = ["SettingsError", "build_executor", "build_resources"]
 
 
 def _setting(environ: Mapping[str, str], *names: str, default: str | None = None):
@@ -136,5 +139,5 @@ def build_executor(environ: Mapping[str, str] | None = None) -> ExecutorDefiniti
     choice = environ.get("FORMULACODE_EXECUTOR", "in_process")
     executors = {"in_process": in_process_executor, "multiprocess": multiprocess_executor}
     if choice not in executors:
-        raise ValueError(f"FORMULACODE_EXECUTOR must be one of {sorted(executors)}, got {choice!r}")
+        raise SettingsError(f"FORMULACODE_EXECUTOR must be one of {sorted(executors)}, got {choice!r}")
     return executors[choice]
