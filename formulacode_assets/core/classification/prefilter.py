@@ -163,4 +163,4 @@ def prefilter(change: Mapping, limits: PrefilterLimits = PrefilterLimits()) -> P
     maintenance = maintenance_signal(title)
     if maintenance:
         return PrefilterResult(False, f"maintenance signal in the title ({maintenance}) and no performance signal")
-    return PrefilterResult(True, "no maintenance signal")
+    return PrefilterResult(True, "kept for judging: a code change whose title is not maintenance")
