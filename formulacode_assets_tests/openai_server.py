@@ -124,6 +124,8 @@ class OpenAIServer:
         self.requests: list[RecordedRequest] = []
         self._script: deque[Action] = deque()
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests answered at the same time: concurrency, seen by the server
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -173,8 +175,15 @@ class OpenAIServer:
                     self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
                 action = server._next_action(body)
-                if server.latency:
-                    time.sleep(server.latency)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if server.latency:
+                        time.sleep(server.latency)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
                 while isinstance(action, Delay):
                     time.sleep(action.seconds)
                     action = action.then if action.then is not None else server._respond(body)

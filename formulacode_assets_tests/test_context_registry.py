@@ -119,22 +119,32 @@ def test_a_hanging_candidate_is_stopped_recorded_and_the_next_one_tried(tmp_path
     second = repo.commit(
         "Tweak", {"tiny/__init__.py": "def add(a, b):\n    return a + b + 0\n"}, date="2024-02-03T00:00:00Z"
     )
+    target = ContextTarget("test/tiny", second, ("y",), (), None)
+
+    def synthesizer_for(registry: ContextRegistry, build_timeout: float) -> ContextSynthesizer:
+        return ContextSynthesizer(
+            registry=registry,
+            validator=LocalValidator(work_root=tmp_path / "work", build_timeout=build_timeout),
+            mirror_path=lambda name: mirror_of(repo),
+            interpreters=available_interpreters(),
+            settings=SynthesisSettings(repeats=1),
+            cache_dir=tmp_path / "cache",
+        )
+
+    # The timeout bounds both candidates, so it is derived from this machine's own time for the
+    # template's real build (2-5 s idle, far more on a loaded machine), measured first, with a wide
+    # margin; the hanging candidate sleeps far past any such bound.
+    measured = synthesizer_for(ContextRegistry(tmp_path / "calibration.sqlite"), 1800).context_row("2024-02-01", target)
+    assert measured["status"] == "ok", measured["reason"]
+    build_timeout = max(20.0, 4 * sum(a["duration_s"] for a in attempts_of(measured)))
     registry = ContextRegistry(tmp_path / "registry.sqlite")
     hanging = "#!/usr/bin/env bash\necho 'resolving forever'\nsleep 600\n"
     registry.register(replace(_context(first, "2024-01-10T12:00:00Z", repo="test/tiny"), build_env_sh=hanging))
-    # The timeout bounds both candidates: long enough for the template's real build on a busy machine
-    # (2-5 s idle), short enough to keep the test quick; the hanging one sleeps far past it.
-    synthesizer = ContextSynthesizer(
-        registry=registry,
-        validator=LocalValidator(work_root=tmp_path / "work", build_timeout=20),
-        mirror_path=lambda name: mirror_of(repo),
-        interpreters=available_interpreters(),
-        settings=SynthesisSettings(repeats=1),
-        cache_dir=tmp_path / "cache",
-    )
-    row = synthesizer.context_row("2024-02-01", ContextTarget("test/tiny", second, ("y",), (), None))
+    row = synthesizer_for(registry, build_timeout).context_row("2024-02-01", target)
     hung, template = attempts_of(row)
     assert (hung["source"], hung["stage_failed"]) == ("registry", "timeout")
-    assert "did not finish within 20 s" in hung["reason"] and "resolving forever" in hung["stdout_tail"]
-    assert hung["duration_s"] < 120
+    assert (
+        f"did not finish within {build_timeout:.0f} s" in hung["reason"] and "resolving forever" in hung["stdout_tail"]
+    )
+    assert hung["duration_s"] < build_timeout + 120  # stopped at the bound, not after the 600 s sleep
     assert (template["source"], template["ok"]) == ("template", True) and row["status"] == "ok"

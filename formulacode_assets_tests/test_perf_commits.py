@@ -8,7 +8,6 @@ import hashlib
 import logging
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -179,12 +178,13 @@ def test_garbage_answer_is_a_failed_row_and_the_month_goes_on(server, tmp_path):
 
 @pytest.mark.parametrize(
     "fault",
-    [Status(500), Status(503), Status(429, "rate limit reached"), Delay(1.0)],
+    [Status(500), Status(503), Status(429, "rate limit reached"), Delay(8.0)],
     ids=["500", "503", "429", "slow"],
 )
 def test_transient_faults_are_retried_with_backoff(server, tmp_path, fault):
     server.script(fault)
-    judged = run(llm_judge(server, tmp_path, timeout=0.3), [change("PERF: faster parse")])
+    # A 2 s timeout: far above a loopback answer even on a loaded machine, far below the slow fault.
+    judged = run(llm_judge(server, tmp_path, timeout=2.0), [change("PERF: faster parse")])
     (row,) = judged.rows
     assert row["status"] == "ok" and row["is_performance"] is True and row["category"] == "better algorithm"
     assert server.request_count == 4  # the failed attempt + judge retry + classify + problem
@@ -243,13 +243,12 @@ def test_drifting_problem_statement_falls_back_to_the_pr_text(server, tmp_path):
 
 def test_changes_are_judged_concurrently(tmp_path):
     rows = [change(f"PERF: faster path {i}") for i in range(12)]
-    with OpenAIServer(loopback_model, latency=0.1) as slow:
-        started = time.monotonic()
+    with OpenAIServer(loopback_model, latency=0.2) as slow:
         judged = run(llm_judge(slow, tmp_path, concurrency=6), rows, concurrency=6)
-        elapsed = time.monotonic() - started
     assert all(r["status"] == "ok" for r in judged.rows)
-    # 36 calls of 100 ms: 3.6 s one at a time, ~0.6 s with 6 workers.
-    assert elapsed < 1.8, elapsed
+    # Seen by the server, not by a stopwatch (a busy machine stretches wall time): requests overlap,
+    # and never more than the six workers.
+    assert 2 <= slow.max_in_flight <= 6, slow.max_in_flight
 
 
 def test_long_patches_are_truncated_to_the_token_budget(server, tmp_path):
