@@ -8,9 +8,18 @@ and daemon) and their materializations and check results are the same history. E
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
+from pathlib import Path
+
+
+class _LinkedConfigNote(logging.Filter):
+    """Drops `dagster dev`'s "dagster.yaml in the current folder will not be used": it is, linked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Found a dagster instance configuration value" not in record.getMessage()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings(
         "ignore", category=BetaWarning, module=r"dagster\._core\.definitions\.antlr_asset_selection"
     )
+    home_config, cwd_config = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml", Path.cwd() / "dagster.yaml"
+    if home_config.exists() and cwd_config.exists() and home_config.resolve() == cwd_config.resolve():
+        logging.getLogger("dagster").addFilter(_LinkedConfigNote())
     sys.argv = ["dagster", *argv]
     return dagster_main()
 
