@@ -64,6 +64,9 @@ MATERIALIZED = """
       partition
       metadataEntries { label ... on IntMetadataEntry { intValue } }
     }
+    assetChecksOrError {
+      ... on AssetChecks { checks { name executionForLatestMaterialization { status evaluation { partition } } } }
+    }
   }
 }
 """
@@ -118,6 +121,13 @@ def test_readme_command_1_is_quiet_and_its_month_is_what_the_webserver_shows(tmp
         assert set(seen) >= STAGES
         assert all(partition == "2024-02-01" for partition, _ in seen.values())
         assert seen["patches"][1] == 10 and seen["repos_discovered"][1] == 4
+        # ... and every stage's checks with February's own result.
+        for node in nodes:
+            checks = {c["name"]: c["executionForLatestMaterialization"] for c in node["assetChecksOrError"]["checks"]}
+            assert {"unique_keys", "contract", "failure_rate"} <= set(checks), node["assetKey"]
+            for name, execution in checks.items():
+                assert execution and execution["status"] == "SUCCEEDED", (node["assetKey"], name, execution)
+                assert execution["evaluation"]["partition"] == "2024-02-01"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
