@@ -9,6 +9,7 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, AssetSpec, Dags
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from formulacode_assets.assets._monthly import preview
+from formulacode_assets.assets.contexts import contexts
 from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
 from formulacode_assets.assets.perf_commits import perf_commits
@@ -18,6 +19,8 @@ from formulacode_assets.checks import monthly_check_results, monthly_check_specs
 from formulacode_assets.core.contracts import MERGE_COMMITS, PATCHES, PERF_COMMITS
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import GitSourceResource
+from formulacode_assets.resources.contexts import ContextSynthesisResource
+from formulacode_assets.resources.docker_engine import DockerEngineResource
 from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.resources.llm import LLMResource
 from formulacode_assets.sample import SAMPLE_CHANGES
@@ -95,6 +98,39 @@ def test_a_single_run_backfill_records_each_months_own_check_results(backfill):
     assert {r.partition: r.status for r in records} == {m: AssetCheckExecutionRecordStatus.SUCCEEDED for m in MONTHS}
     targets = {e.partition: e.target_materialization_data for e in evaluations if e.asset_key.path[-1] == "patches"}
     assert all(t is not None for t in targets.values()) and targets[MONTHS[0]] != targets[MONTHS[1]]
+
+
+def test_contexts_of_a_two_month_run_count_each_month_on_its_own(backfill, tmp_path):
+    """Issue 14: March's contexts said 3 (February's) while March has none."""
+    base, _, _ = backfill
+    cache = str(base / "cache")
+    result = materialize(
+        [AssetSpec(name, partitions_def=monthly_partitions) for name in ("patches", "repos_valid")]
+        + [perf_commits, contexts],
+        resources={
+            "io_manager": _io(base),
+            "llm": LLMResource(cache_dir=str(tmp_path / "llm")),
+            "git_source": GitSourceResource(cache_dir=cache),
+            # Docker only, and no engine: every context is a skipped row at once (no builds here).
+            "context_synthesis": ContextSynthesisResource(cache_dir=str(tmp_path / "ctx"), validator="docker"),
+            "docker_engine": DockerEngineResource(base_url=f"unix://{tmp_path}/no-engine.sock"),
+        },
+        instance=DagsterInstance.ephemeral(),
+        tags=RANGE_TAGS,
+    )
+    assert result.success
+    rows = {
+        e.partition: e.materialization.metadata["dagster/row_count"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "contexts"
+    }
+    assert rows == {"2024-02-01": 3, "2024-03-01": 0}
+    judged = {
+        e.partition: e.materialization.metadata["is_performance"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "perf_commits"
+    }
+    assert judged["2024-02-01"] == 3 and judged["2024-03-01"] == 0
 
 
 def _closed_port() -> int:
