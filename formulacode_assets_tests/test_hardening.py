@@ -77,3 +77,139 @@ def test_point_9_ext_transport_is_refused_even_when_the_parent_allows_it(tmp_pat
     with pytest.raises(GitError):
         sync_mirror(tmp_path / "cache", "evil/ext", url, default_branch="main")
     assert not marker.exists()
+
+
+# --- point 11: a token echoed back by the server ---------------------------------------------------
+
+
+def test_point_11_a_token_echoed_in_an_error_body_is_redacted_everywhere(tmp_path, caplog):
+    import logging
+
+    from formulacode_assets.core.github.client import GitHubClientPool, GitHubSettings
+    from formulacode_assets.core.github.response_cache import ResponseCache
+    from formulacode_assets.core.github.source import GitHubSource
+    from formulacode_assets_tests.github_server import FakeGitHub, Fault
+
+    token = "ghp_echoedSecret0123456789"
+    server = FakeGitHub().start()
+    try:
+        echo = {"message": f"Bad credentials: token {token} is not valid"}
+        server.add_repo("octo/lib", "/nowhere")
+        server.faults.append(Fault(r"^/repos/octo/lib$", 422, body=echo, times=100))
+        server.faults.append(Fault(r"^/search/issues$", 422, body=echo, times=100))
+        settings = GitHubSettings(base_url=server.url, tokens=(token,), seconds_between_requests=0, max_retries=0)
+        logs: list[str] = []
+        source = GitHubSource(GitHubClientPool(settings), ResponseCache(tmp_path / "gh"), log=logs.append)
+        with caplog.at_level(logging.DEBUG):
+            record = source.repository("octo/lib", closed=True, month="2024-02-01")
+            with pytest.raises(Exception) as raised:
+                source._search_page_once("issues", "is:pr", 0)
+            logging.getLogger("github.Requester").debug("echo %s", token)
+            source.log(f"something about {token}")
+    finally:
+        server.stop()
+    assert record["status"] == "failed" and "Bad credentials" in record["reason"]
+    texts = [record["reason"], str(raised.value), *logs, *(r.getMessage() for r in caplog.records)]
+    assert "[redacted]" in record["reason"] and "[redacted]" in str(raised.value)
+    assert not any(token in text for text in texts)
+
+
+# --- point 10: registry scripts stay with their kind of sandbox; agent scripts stay off the host ----
+
+
+def test_point_10_docker_scripts_are_not_replayed_locally_and_agent_scripts_need_explicit_local(tmp_path):
+    from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
+    from formulacode_assets.resources.contexts import ContextSynthesisResource
+    from formulacode_assets.resources.settings import build_resources
+
+    registry = ContextRegistry(tmp_path / "registry.sqlite")
+    for validator, date in (("docker", "2024-01-20T00:00:00+00:00"), ("local", "2024-01-05T00:00:00+00:00")):
+        registry.register(
+            RegisteredContext(
+                repo_name="o/r",
+                sha=validator * 5,
+                validator=validator,
+                commit_date=date,
+                build_env_sh=f"echo {validator}",
+                script_sha256="x",
+                source="agent",
+                python_version="3.11.9",
+            )
+        )
+    when = datetime(2024, 2, 1, tzinfo=UTC)
+    assert registry.nearest_earlier("o/r", when, validator="local").build_env_sh == "echo local"
+    assert registry.nearest_earlier("o/r", when, validator="docker").build_env_sh == "echo docker"
+    assert registry.nearest_earlier("o/r", datetime(2024, 1, 10, tzinfo=UTC), validator="docker") is None
+
+    # The sample source allows local validation by default, but not LLM-written scripts on the host.
+    implicit = build_resources({"FORMULACODE_SOURCE": "sample"})["context_synthesis"]
+    explicit = build_resources({"FORMULACODE_SOURCE": "sample", "FORMULACODE_LOCAL_VALIDATION": "1"})[
+        "context_synthesis"
+    ]
+    assert implicit.allow_local and not implicit.local_agent_scripts and explicit.local_agent_scripts
+
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+    agent = object()
+    for resource, validator, keeps_agent in (
+        (implicit, "local", False),
+        (explicit, "local", True),
+        (implicit, "docker", True),
+    ):
+        resource = ContextSynthesisResource(
+            **{**resource.model_dump(), "cache_dir": str(tmp_path), "registry_path": str(tmp_path / "reg.sqlite")}
+        )
+        synth = resource.synthesizer(Named(validator), "why", mirror_path=lambda n: tmp_path, agent=agent)
+        assert (synth.agent is agent) is keeps_agent, (validator, resource.local_agent_scripts)
+
+
+# --- point 12: re-running contexts is idempotent -----------------------------------------------------
+
+# Columns that describe this run's work, not the context: they differ between a fresh and a reused row.
+PER_RUN_COLUMNS = {
+    "reused",
+    "attempts",
+    "attempt_log",
+    "stdout_tail",
+    "stderr_tail",
+    "validations",
+    "duration_s",
+    "benchmarks_failed",
+}
+
+
+def test_point_12_reused_context_rows_carry_the_same_columns_as_fresh_ones(tmp_path):
+    from formulacode_assets.core.contracts import CONTEXTS
+    from formulacode_assets.core.environments.registry import ContextRegistry
+    from formulacode_assets.core.environments.synthesis import ContextSynthesizer, ContextTarget, SynthesisSettings
+    from formulacode_assets.core.environments.validation import ValidationResult, Validator
+    from formulacode_assets_tests.docker_fixtures import available_interpreters, mirror_of, tiny_asv_repo
+
+    class InstantValidator(Validator):
+        """Accepts every script at once: the point is the row, not the build."""
+
+        name = "local"
+
+        def validate(self, request, *, repeats=2):
+            return ValidationResult(
+                ok=True, validator="local", python_version="3.11.9", benchmarks=["b.time_x"], repeats=1, stable=True
+            )
+
+    repo, sha = tiny_asv_repo(tmp_path / "tiny")
+    synthesizer = ContextSynthesizer(
+        registry=ContextRegistry(tmp_path / "registry.sqlite"),
+        validator=InstantValidator(),
+        mirror_path=lambda name: mirror_of(repo),
+        interpreters=available_interpreters(),
+        settings=SynthesisSettings(repeats=1),
+        cache_dir=tmp_path / "cache",
+    )
+    target = ContextTarget("test/tiny", sha, ("m",), (), None)
+    fresh = synthesizer.context_row("2024-02-01", target)
+    reused = synthesizer.context_row("2024-02-01", target)
+    assert fresh["status"] == "ok" and fresh["reused"] is False and reused["reused"] is True
+    assert fresh["asv_conf_path"] == "asv.conf.json" and fresh["requirements"] is not None
+    same = [c.name for c in CONTEXTS.columns if c.name not in PER_RUN_COLUMNS]
+    assert {c: reused.get(c) for c in same} == {c: fresh.get(c) for c in same}
