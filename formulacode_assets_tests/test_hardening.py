@@ -5,6 +5,9 @@ Each ``test_point_N_*`` covers point N of the issue and failed before its fix.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -213,3 +216,71 @@ def test_point_12_reused_context_rows_carry_the_same_columns_as_fresh_ones(tmp_p
     assert fresh["asv_conf_path"] == "asv.conf.json" and fresh["requirements"] is not None
     same = [c.name for c in CONTEXTS.columns if c.name not in PER_RUN_COLUMNS]
     assert {c: reused.get(c) for c in same} == {c: fresh.get(c) for c in same}
+
+
+# --- point 1: git locks of a killed process ----------------------------------------------------------
+
+
+def _killed_while_holding(paths) -> None:
+    """A real process creates ``paths`` the way git does (O_EXCL), then dies by SIGKILL."""
+    code = (
+        "import os, sys, time\n"
+        "for p in sys.argv[1:]:\n"
+        "    os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, paths)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    proc.kill()
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_point_1_stale_git_locks_of_a_killed_process_are_recovered(repo, tmp_path):
+    _asv_repo(repo, '{"version": 1}')
+    cache = tmp_path / "cache"
+    first = sync_mirror(cache, "o/lib", str(repo.path), default_branch="main")
+    git_dir = first.path
+    leftovers = [
+        git_dir / "commit-graph.lock",
+        git_dir / "packed-refs.lock",
+        git_dir / "refs" / "heads" / "main.lock",
+        git_dir / "objects" / "pack" / "tmp_pack_abc123",
+    ]
+    _killed_while_holding(leftovers)
+    clone_leftover = git_dir.parent / ".clone-lib.git+dead"
+    clone_leftover.mkdir()
+    other_repo_clone = git_dir.parent / ".clone-lib-other.git+live"  # another repository's: not ours to remove
+    other_repo_clone.mkdir()
+    repo.commit("more", {"a.py": "x = 1\n"}, date="2024-02-10T10:00:00Z")
+
+    again = sync_mirror(cache, "o/lib", str(repo.path), default_branch="main")
+    assert again.action == "fetched"
+    assert not any(p.exists() for p in leftovers) and not clone_leftover.exists()
+    assert other_repo_clone.exists()
+    assert (git_dir / "commit-graph").exists() or (git_dir / "objects" / "info" / "commit-graph").exists()
+
+
+# --- point 8: a local partial snapshot ---------------------------------------------------------------
+
+
+def test_point_8_a_local_source_with_missing_blobs_fails_only_the_changes_that_need_them(repo, tmp_path):
+    from formulacode_assets.core.mining.merged_changes import merged_changes_in_window
+    from formulacode_assets.core.mining.patches import DiffFailure, diffs_against_base
+
+    repo.commit("Initial", {"asv.conf.json": "{}\n", "pkg/a.py": "a = 1\n"}, date="2024-01-05T00:00:00Z")
+    broken = repo.commit("Broken blob", {"pkg/b.py": "b = 2\n"}, date="2024-02-05T00:00:00Z")
+    fine = repo.commit("Fine change", {"pkg/a.py": "a = 3\n"}, date="2024-02-06T00:00:00Z")
+    blob = repo.git("rev-parse", f"{broken}:pkg/b.py")
+    (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()  # a partial snapshot
+
+    mirror = sync_mirror(tmp_path / "cache", "o/partial", str(repo.path), default_branch="main")
+    changes = merged_changes_in_window(
+        mirror.path, "main", datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
+    )
+    assert {c.merge_commit_sha for c in changes} == {broken, fine}
+    diffs = diffs_against_base(mirror.path, [(c.merge_commit_sha, c.base_sha) for c in changes])
+    assert isinstance(diffs[broken], DiffFailure)
+    assert not isinstance(diffs[fine], DiffFailure) and "a = 3" in diffs[fine].patch
+    # The next month's sync works the same way (fetch fails, refs are shared again).
+    assert sync_mirror(tmp_path / "cache", "o/partial", str(repo.path), default_branch="main").action == "fetched"
