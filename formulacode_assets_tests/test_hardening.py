@@ -5,6 +5,7 @@ Each ``test_point_N_*`` covers point N of the issue and failed before its fix.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.mining.mirror import sync_mirror
 from formulacode_assets.core.mining.repos import RepoSpec, repos_valid_rows
 from formulacode_assets.storage.catalog import refresh_catalog
+from formulacode_assets_tests.docker_fixtures import docker_host  # noqa: F401 - a pytest fixture
 
 MONTH_END = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -284,3 +286,88 @@ def test_point_8_a_local_source_with_missing_blobs_fails_only_the_changes_that_n
     assert not isinstance(diffs[fine], DiffFailure) and "a = 3" in diffs[fine].patch
     # The next month's sync works the same way (fetch fails, refs are shared again).
     assert sync_mirror(tmp_path / "cache", "o/partial", str(repo.path), default_branch="main").action == "fetched"
+
+
+# --- point 4: build steps and containers die with the run --------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _start_pipeline(code: str) -> subprocess.Popen:
+    """A stand-in for the pipeline process, in its own process group so the test can kill it whole."""
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def _kill_pipeline(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def test_point_4_a_build_step_dies_with_a_killed_pipeline(tmp_path):
+    pids = tmp_path / "pids"
+    script = f"sleep 300 & echo $! > {pids}.tmp; echo $$ >> {pids}.tmp; mv {pids}.tmp {pids}; wait"
+    code = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from formulacode_assets.core.environments.local_validator import run_step\n"
+        f"run_step(['bash', '-c', {script!r}], cwd=Path({str(tmp_path)!r}), env={{'PATH': os.environ['PATH']}},"
+        f" timeout=600, logs=Path({str(tmp_path / 'logs')!r}))\n"
+    )
+    pipeline = _start_pipeline(code)
+    try:
+        _wait_for(pids.exists, 60, "the build step to start")
+        step_pids = [int(p) for p in pids.read_text().split()]
+        assert all(_alive(p) for p in step_pids)
+    finally:
+        _kill_pipeline(pipeline)
+    _wait_for(lambda: not any(_alive(p) for p in step_pids), 30, "the build step to die with the pipeline")
+
+
+def test_point_4_a_validation_container_is_removed_when_the_pipeline_is_killed(docker_host):  # noqa: F811 - pytest fixture injection
+    import docker
+
+    from formulacode_assets.core.process_guard import OWNER_LABEL
+    from formulacode_assets_tests.docker_fixtures import BASE_IMAGE
+
+    client = docker.DockerClient(base_url=docker_host, version="auto", timeout=60)
+    try:
+        client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"base image {BASE_IMAGE} is not in the engine")
+    code = (
+        "import docker\n"
+        "from formulacode_assets.core.environments.docker_validator import DockerValidator\n"
+        "from formulacode_assets.core.environments.validation import ValidationResult\n"
+        f"client = docker.DockerClient(base_url={docker_host!r}, version='auto', timeout=900)\n"
+        "DockerValidator(client)._container(ValidationResult(ok=False, validator='docker'), 'sleep',"
+        f" {BASE_IMAGE!r}, ['sleep', '300'], 600)\n"
+    )
+    pipeline = _start_pipeline(code)
+    label = {"label": f"{OWNER_LABEL}={pipeline.pid}"}
+    try:
+        _wait_for(lambda: client.containers.list(filters={**label, "status": "running"}), 120, "the container")
+    finally:
+        _kill_pipeline(pipeline)
+    try:
+        _wait_for(lambda: not client.containers.list(all=True, filters=label), 60, "the container to be removed")
+    finally:
+        for leftover in client.containers.list(all=True, filters=label):
+            leftover.remove(force=True)
+        client.close()

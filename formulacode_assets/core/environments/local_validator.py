@@ -32,6 +32,7 @@ from formulacode_assets.core.environments.validation import (
     tail,
 )
 from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.process_guard import watch_process_group
 
 # Host variables a build may need (proxies, CA bundles, package indexes); nothing else leaks in.
 _PASSTHROUGH = (
@@ -79,12 +80,15 @@ def run_step(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: flo
         proc = subprocess.Popen(
             list(cmd), cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
         )
+        watchdog = watch_process_group(proc.pid)  # the group dies with us, even on kill -9
         try:
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
             returncode = proc.returncode
+        finally:
+            watchdog.dismiss()
     return _Step(
         returncode,
         tail(out_path.read_bytes()),
