@@ -371,3 +371,80 @@ def test_point_4_a_validation_container_is_removed_when_the_pipeline_is_killed(d
         for leftover in client.containers.list(all=True, filters=label):
             leftover.remove(force=True)
         client.close()
+
+
+# --- point 3: what a killed run leaves behind --------------------------------------------------------
+
+_BLOCKING_RUN = """\
+import sys, time
+from pathlib import Path
+from dagster import DagsterInstance, asset, materialize
+
+@asset
+def slow():
+    Path(sys.argv[1]).write_text("started")
+    time.sleep(600)
+
+materialize([slow], instance=DagsterInstance.get())
+"""
+
+
+def test_point_3_a_killed_runs_files_are_swept_and_its_run_is_marked_failed(tmp_path):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from formulacode_assets.recover import recover_dead_runs, sweep_folders
+    from formulacode_assets.storage.parquet_io_manager import ParquetUPathIOManager
+
+    data, work = tmp_path / "data", tmp_path / "cache" / "contexts" / "work"
+    (data / "patches").mkdir(parents=True)
+    work.mkdir(parents=True)
+    # A real process makes temporaries named the way the pipeline names them, then dies by SIGKILL.
+    code = (
+        "import os, sys, time\n"
+        "data, work = sys.argv[1], sys.argv[2]\n"
+        "pid = os.getpid()\n"
+        "open(f'{data}/patches/.2024-02.parquet.{pid}-abc.tmp', 'w').write('partial')\n"
+        "open(f'{data}/.catalog-x1y2.duckdb', 'w').write('partial')\n"
+        "os.makedirs(f'{work}/fc-validate-{pid}-q9/repo')\n"
+        "print('made', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    dead = subprocess.Popen([sys.executable, "-c", code, str(data), str(work)], stdout=subprocess.PIPE, text=True)
+    assert dead.stdout.readline().strip() == "made"
+    dead.kill()
+    dead.wait(timeout=30)
+    # A live run's temporaries (this process) must survive every sweep.
+    live_tmp = data / "patches" / f".2024-02.parquet.{os.getpid()}-live.tmp"
+    live_tmp.write_text("being written")
+    live_work = work / f"fc-validate-{os.getpid()}-live"
+    live_work.mkdir()
+
+    # The next write of the month and the next catalog rebuild clean up on their own.
+    class _Context:
+        asset_key = None
+
+    from upath import UPath
+
+    io = ParquetUPathIOManager(base_path=UPath(data), catalog_path=data / "catalog.duckdb")
+    io.dump_to_path(_Context(), pa.table({"n": [1]}), UPath(data / "patches" / "2024-02.parquet"))
+    refresh_catalog(data, data / "catalog.duckdb")
+    assert sorted(p.name for p in (data / "patches").iterdir()) == sorted(["2024-02.parquet", live_tmp.name])
+    assert not list(data.glob(".catalog-*"))
+    assert any("fc-validate-" in p for p in sweep_folders(data, tmp_path / "cache"))
+    assert [p.name for p in work.iterdir()] == [live_work.name]
+
+    # The run: a real run in a real instance (SQLite under DAGSTER_HOME), killed mid-step.
+    home, started = tmp_path / "dagster_home", tmp_path / "started"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    run = subprocess.Popen([sys.executable, "-c", _BLOCKING_RUN, str(started)], env=env, start_new_session=True)
+    try:
+        _wait_for(started.exists, 120, "the run's step to start")
+    finally:
+        _kill_pipeline(run)
+    instance = DagsterInstance.from_config(str(home))
+    (record,) = instance.get_run_records()
+    assert record.dagster_run.status == DagsterRunStatus.STARTED  # what a kill -9 leaves
+    assert recover_dead_runs(instance, log=lambda m: None) == [record.dagster_run.run_id]
+    assert instance.get_run_by_id(record.dagster_run.run_id).status == DagsterRunStatus.FAILURE
+    assert recover_dead_runs(instance, log=lambda m: None) == []

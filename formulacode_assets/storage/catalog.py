@@ -50,6 +50,9 @@ def refresh_catalog(data_dir: Path, catalog_path: Path) -> list[str]:
     lock_path = catalog_path.with_name(catalog_path.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Every writer holds this lock while its temporary database exists: any other is a dead one's.
+        for leftover in catalog_path.parent.glob(".catalog-*.duckdb*"):
+            leftover.unlink(missing_ok=True)
         folders = asset_folders(data_dir)
         fd, tmp_name = tempfile.mkstemp(prefix=".catalog-", suffix=".duckdb", dir=catalog_path.parent)
         os.close(fd)

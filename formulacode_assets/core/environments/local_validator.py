@@ -31,6 +31,7 @@ from formulacode_assets.core.environments.validation import (
     read_run_results,
     tail,
 )
+from formulacode_assets.core.leftovers import owned_prefix, sweep_dead
 from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.process_guard import watch_process_group
 
@@ -173,7 +174,8 @@ class LocalValidator(Validator):
         result = ValidationResult(ok=False, validator=self.name)
         if self.work_root:
             self.work_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="fc-validate-", dir=self.work_root))
+        sweep_dead(self.work_root or Path(tempfile.gettempdir()), "fc-validate-")  # work dirs of killed runs
+        tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("fc-validate-"), dir=self.work_root))
         try:
             self._validate_in(tmp, request, repeats, result)
         finally:
