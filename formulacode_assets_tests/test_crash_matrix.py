@@ -8,6 +8,7 @@ Each run is a real process (``crash_runner``) on one working folder shared by th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -155,7 +156,8 @@ def test_crash_matrix_kill_9_inside_a_stage_then_a_rerun_matches_a_clean_run(bas
     while not arrival.exists() and crashed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     if not arrival.exists():
-        os.killpg(crashed.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(crashed.pid, signal.SIGKILL)
         pytest.fail(f"the run never reached {stage}: {crashed.communicate(timeout=60)[0][-4000:]}")
     os.killpg(crashed.pid, signal.SIGKILL)  # the run and everything in its process group
     crashed.communicate(timeout=60)

@@ -82,6 +82,14 @@ def test_point_9_ext_transport_is_refused_even_when_the_parent_allows_it(tmp_pat
     with pytest.raises(GitError):
         sync_mirror(tmp_path / "cache", "evil/ext", url, default_branch="main")
     assert not marker.exists()
+    # git gets an allow-list of the parent's environment: no GIT_* of the parent, no token.
+    from formulacode_assets.core.mining.git import git_env
+
+    monkeypatch.setenv("GIT_SSH_COMMAND", f"touch {marker}")
+    monkeypatch.setenv("GH_TOKEN", "ghp_never_for_git")
+    env = git_env()
+    assert env["GIT_ALLOW_PROTOCOL"] == "file:git:http:https:ssh"
+    assert "GIT_SSH_COMMAND" not in env and "GIT_CONFIG_PARAMETERS" not in env and "GH_TOKEN" not in env
 
 
 # --- point 11: a token echoed back by the server ---------------------------------------------------
