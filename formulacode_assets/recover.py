@@ -111,14 +111,19 @@ def sweep_folders(data_dir: Path | None, cache_dir: Path | None) -> list[str]:
     return removed
 
 
+def _value(setting) -> str:
+    """A resource setting as text (settings read from the environment are ``EnvVar``)."""
+    return setting.get_value() if hasattr(setting, "get_value") else str(setting)
+
+
 def main() -> None:
     from formulacode_assets.resources.settings import build_resources
 
     resources = build_resources()
     instance = DagsterInstance.get()
     failed = recover_dead_runs(instance)
-    data = resources["io_manager"].base_path
-    removed = sweep_folders(None if "://" in data else Path(data), Path(resources["git_source"].cache_dir))
+    data, cache = (_value(resources["io_manager"].base_path), _value(resources["git_source"].cache_dir))
+    removed = sweep_folders(None if "://" in data else Path(data), Path(cache))
     print(f"recovery: {len(failed)} dead run(s) marked failed, {len(removed)} leftover(s) removed")
     for path in removed:
         print(f"  removed {path}")

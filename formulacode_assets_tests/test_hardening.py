@@ -453,6 +453,14 @@ def test_point_3_a_killed_runs_files_are_swept_and_its_run_is_marked_failed(tmp_
     instance = DagsterInstance.from_config(str(home))
     (record,) = instance.get_run_records()
     assert record.dagster_run.status == DagsterRunStatus.STARTED  # what a kill -9 leaves
-    assert recover_dead_runs(instance, log=lambda m: None) == [record.dagster_run.run_id]
+    recovery = subprocess.run(
+        [sys.executable, "-m", "formulacode_assets.recover"],
+        env={**env, "FORMULACODE_DATA_DIR": str(data), "FORMULACODE_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "1 dead run(s) marked failed" in recovery.stdout and record.dagster_run.run_id in recovery.stdout
     assert instance.get_run_by_id(record.dagster_run.run_id).status == DagsterRunStatus.FAILURE
     assert recover_dead_runs(instance, log=lambda m: None) == []
