@@ -5,6 +5,7 @@ from formulacode_assets.core.contracts import REPOS_DISCOVERED
 from formulacode_assets.core.github import source as github_source
 from formulacode_assets.core.github.response_cache import month_is_closed
 from formulacode_assets.core.mining import repos
+from formulacode_assets.recover import recover_dead_runs
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 
@@ -16,6 +17,7 @@ def repos_discovered(context: AssetExecutionContext, git_source: GitSourceResour
     Code search returns at most 1,000 results per query: the query is split by file size until
     every slice is under the cap; a slice that cannot be split is logged and counted in metadata.
     """
+    recover_dead_runs(context.instance, log=context.log.warning)  # runs killed earlier stay STARTED otherwise
     listed = git_source.repositories()
     listed_by = "sample" if git_source.source == "sample" else "csv"
     tables, capped_by_month = {}, {}

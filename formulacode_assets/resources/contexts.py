@@ -32,6 +32,10 @@ class ContextSynthesisResource(ConfigurableResource):
         default=False,
         description="allow the local (non-Docker) validator: only for trusted sources such as the sample store",
     )
+    local_agent_scripts: bool = Field(
+        default=False,
+        description="let the local validator run LLM-written scripts (FORMULACODE_LOCAL_VALIDATION explicitly on)",
+    )
     pyenv_root: str | None = Field(default=None, description="interpreters under <root>/versions; default pyenv root")
     repeats: int = Field(default=2, description="discovery + quick run repeats per validation (stability check)")
     max_agent_attempts: int = Field(default=3, description="DSPy agent revisions after registry + template fail")
@@ -117,6 +121,10 @@ class ContextSynthesisResource(ConfigurableResource):
         agent: ScriptAgent | None,
         log: Callable[[str], None] | None = None,
     ) -> ContextSynthesizer:
+        if validator is not None and validator.name != "docker" and not self.local_agent_scripts:
+            if agent is not None and log is not None:
+                log("contexts: agent off for the local validator (FORMULACODE_LOCAL_VALIDATION is not explicitly on)")
+            agent = None
         return ContextSynthesizer(
             registry=self.registry(),
             validator=validator,

@@ -97,6 +97,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
     source_value = environ.get("FORMULACODE_SOURCE") or ("git" if csv_value else "sample")
     # Only the embedded store is trusted enough to build on the host by default.
     allow_local = _flag(environ, "FORMULACODE_LOCAL_VALIDATION", default=source_value == "sample")
+    # LLM-written scripts run on the host only when local validation was asked for explicitly.
+    local_agent_scripts = _flag(environ, "FORMULACODE_LOCAL_VALIDATION", default=False)
     return {
         "io_manager": ParquetIOManager(base_path=data_dir, catalog_path=catalog),
         "git_source": GitSourceResource(source=source, repos_csv=repos_csv, cache_dir=cache_dir, max_workers=workers),
@@ -125,6 +127,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
             registry_path=registry,
             validator=validator,
             allow_local=allow_local,
+            local_agent_scripts=local_agent_scripts,
             pyenv_root=pyenv_root,
             repeats=int(environ.get("FORMULACODE_VALIDATION_REPEATS", "2")),
             max_agent_attempts=int(environ.get("FORMULACODE_AGENT_ATTEMPTS", "3")),

@@ -28,6 +28,11 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _glob_literal(path: str) -> str:
+    """``path`` as a DuckDB glob that matches only itself: ``[``, ``*`` and ``?`` become one-character classes."""
+    return re.sub(r"([\[*?])", r"[\1]", path)
+
+
 def asset_folders(data_dir: Path) -> dict[str, Path]:
     """Asset folders that hold at least one parquet partition, by view name."""
     found = {}
@@ -45,6 +50,9 @@ def refresh_catalog(data_dir: Path, catalog_path: Path) -> list[str]:
     lock_path = catalog_path.with_name(catalog_path.name + ".lock")
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Every writer holds this lock while its temporary database exists: any other is a dead one's.
+        for leftover in catalog_path.parent.glob(".catalog-*.duckdb*"):
+            leftover.unlink(missing_ok=True)
         folders = asset_folders(data_dir)
         fd, tmp_name = tempfile.mkstemp(prefix=".catalog-", suffix=".duckdb", dir=catalog_path.parent)
         os.close(fd)
@@ -52,7 +60,7 @@ def refresh_catalog(data_dir: Path, catalog_path: Path) -> list[str]:
         try:
             with duckdb.connect(tmp_name) as con:
                 for view, folder in folders.items():
-                    glob = _sql_string(str(folder / "*.parquet"))
+                    glob = _sql_string(_glob_literal(str(folder)) + "/*.parquet")
                     con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({glob}, union_by_name = true)")
                 for view, (base, query) in DERIVED_VIEWS.items():
                     if base in folders:

@@ -27,6 +27,7 @@ from dagster import (
 from dagster import _check as check
 from upath import UPath
 
+from formulacode_assets.core.leftovers import sweep_dead
 from formulacode_assets.storage.catalog import refresh_catalog
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}
@@ -53,7 +54,9 @@ class ParquetUPathIOManager(UPathIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()} must return a pyarrow.Table, got {type(obj)}")
         if _is_local(path):
             target = Path(path.path)
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            # The temporary name carries our pid: a killed writer's file is removed by the next write.
+            sweep_dead(target.parent, f".{target.name}.")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
             try:
                 pq.write_table(obj, tmp, compression="zstd")
                 os.replace(tmp, target)

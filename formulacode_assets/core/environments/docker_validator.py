@@ -36,6 +36,7 @@ from formulacode_assets.core.environments.validation import (
     tail,
 )
 from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.process_guard import owner_labels, watch_container
 
 REPO_ROOT = "/repo"
 VENV = "/opt/fc-env"
@@ -223,7 +224,9 @@ class DockerValidator(Validator):
             network_mode=self.run_network_mode,
             mem_limit=self.mem_limit,
             detach=True,
+            labels=owner_labels(),
         )
+        watchdog = watch_container(self.client, container.id)  # removed even if this process is killed
         run = _ContainerRun(None, "", "", False, None)
         try:
             container.start()
@@ -244,6 +247,7 @@ class DockerValidator(Validator):
         finally:
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
+            watchdog.dismiss()
             result.steps.append(
                 {"name": name, "returncode": run.returncode, "duration_s": round(time.monotonic() - started, 3)}
             )

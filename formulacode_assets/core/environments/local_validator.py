@@ -31,7 +31,9 @@ from formulacode_assets.core.environments.validation import (
     read_run_results,
     tail,
 )
+from formulacode_assets.core.leftovers import owned_prefix, sweep_dead
 from formulacode_assets.core.mining.git import GitError
+from formulacode_assets.core.process_guard import watch_process_group
 
 # Host variables a build may need (proxies, CA bundles, package indexes); nothing else leaks in.
 _PASSTHROUGH = (
@@ -79,12 +81,15 @@ def run_step(cmd: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: flo
         proc = subprocess.Popen(
             list(cmd), cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
         )
+        watchdog = watch_process_group(proc.pid)  # the group dies with us, even on kill -9
         try:
             returncode = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
             returncode = proc.returncode
+        finally:
+            watchdog.dismiss()
     return _Step(
         returncode,
         tail(out_path.read_bytes()),
@@ -169,7 +174,8 @@ class LocalValidator(Validator):
         result = ValidationResult(ok=False, validator=self.name)
         if self.work_root:
             self.work_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="fc-validate-", dir=self.work_root))
+        sweep_dead(self.work_root or Path(tempfile.gettempdir()), "fc-validate-")  # work dirs of killed runs
+        tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("fc-validate-"), dir=self.work_root))
         try:
             self._validate_in(tmp, request, repeats, result)
         finally:

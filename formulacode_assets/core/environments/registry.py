@@ -166,15 +166,25 @@ class ContextRegistry:
         return _preferred([_from_row(r) for r in rows])
 
     def nearest_earlier(
-        self, repo_name: str, commit_date: datetime | str, *, exclude_sha: str | None = None
+        self,
+        repo_name: str,
+        commit_date: datetime | str,
+        *,
+        exclude_sha: str | None = None,
+        validator: str | None = None,
     ) -> RegisteredContext | None:
-        """The validated context of the same repository whose commit is the latest before ``commit_date``."""
+        """The validated context of the same repository whose commit is the latest before ``commit_date``.
+
+        With ``validator``, only contexts that kind of sandbox validated: a script validated in Docker
+        is never replayed on the host.
+        """
         when = commit_date if isinstance(commit_date, str) else commit_date.astimezone(UTC).isoformat()
         with self._connect() as con:
             rows = con.execute(
                 "SELECT * FROM contexts WHERE repo_name = ? AND commit_date < ? AND sha != ? "
-                "ORDER BY commit_date DESC LIMIT 8",
-                (repo_name, normalise_commit_date(when), exclude_sha or ""),
+                + ("AND validator = ? " if validator else "")
+                + "ORDER BY commit_date DESC LIMIT 8",
+                (repo_name, normalise_commit_date(when), exclude_sha or "", *((validator,) if validator else ())),
             ).fetchall()
         if not rows:
             return None

@@ -265,7 +265,7 @@ class ContextSynthesizer:
         if self.settings.reuse_validated:
             known = self.registry.get(target.repo_name, target.base_sha, validator.name)
             if known is not None:
-                return _reused_row(month, target, known)
+                return self._reused(month, target, known)
 
         mirror = self.mirror_path(target.repo_name)
         try:
@@ -295,7 +295,9 @@ class ContextSynthesizer:
             f"can_install={analysis.can_install})"
         )
         row = {**_base_row(month, target), **_analysis_columns(analysis), "validator": validator.name}
-        nearest = self.registry.nearest_earlier(target.repo_name, analysis.commit_date, exclude_sha=target.base_sha)
+        nearest = self.registry.nearest_earlier(
+            target.repo_name, analysis.commit_date, exclude_sha=target.base_sha, validator=validator.name
+        )
         attempts: list[dict] = []
         history: list[str] = []
 
@@ -385,6 +387,27 @@ class ContextSynthesizer:
             "status": "failed",
             "reason": reason[:1000],
         }
+
+    def _reused(self, month: str, target: ContextTarget, known: RegisteredContext) -> dict:
+        """A reused row with the same analysis columns as a fresh one (the analysis is cached, so cheap).
+
+        Without them a crashed-then-rerun month would differ from a clean one.
+        """
+        row = _reused_row(month, target, known)
+        try:
+            analysis = analyze_install(
+                self.mirror_path(target.repo_name),
+                target.repo_name,
+                target.base_sha,
+                interpreters=self.interpreters,
+                cache_dir=self.cache_dir,
+                resolve_timeout=self.settings.resolve_timeout_s,
+                python_lag_days=self.settings.python_lag_days,
+                min_python=self.settings.min_python,
+            )
+        except AnalysisError:
+            return row
+        return {**row, **_analysis_columns(analysis)}
 
     def _request(self, analysis: InstallAnalysis, candidate: Candidate, mirror: Path) -> ValidationRequest:
         return ValidationRequest(

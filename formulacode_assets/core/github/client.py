@@ -8,6 +8,7 @@ or exception text (:func:`request_error` keeps status and message only).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -23,13 +24,53 @@ class GitHubRequestError(RuntimeError):
         super().__init__(self.reason)
 
 
+# Every token a pool was built with. A server may echo a token back in its error body (or a proxy in
+# its error page): whatever it says, text that leaves this module passes through :func:`redact`.
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+REDACTED = "[redacted]"
+
+
+def register_secrets(secrets) -> None:
+    with _SECRETS_LOCK:
+        _SECRETS.update(s for s in secrets if s and len(s) >= 4)
+
+
+def redact(text: str) -> str:
+    """``text`` with every configured secret replaced (longest first, so no secret leaves a tail)."""
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts records of PyGithub's and urllib3's loggers (which Dagster may capture into its event log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+# Filters of a logger do not apply to its children's records, so each logger that logs is named.
+for _name in ("github", "github.Requester", "github.GithubRetry", "urllib3", "urllib3.connectionpool"):
+    if _FILTER not in logging.getLogger(_name).filters:
+        logging.getLogger(_name).addFilter(_FILTER)
+
+
 def request_error(what: str, exc: Exception) -> GitHubRequestError:
     if isinstance(exc, GithubException):
         data = exc.data if isinstance(exc.data, dict) else {}
-        return GitHubRequestError(what, exc.status, str(data.get("message", ""))[:200])
+        return GitHubRequestError(redact(what), exc.status, redact(str(data.get("message", "")))[:200])
     # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
-    # a short text; neither carries the Authorization header.
-    return GitHubRequestError(what, None, f"{type(exc).__name__}: {str(exc)[:200]}")
+    # a short text, redacted like everything else.
+    return GitHubRequestError(redact(what), None, redact(f"{type(exc).__name__}: {str(exc)}")[:200])
 
 
 @dataclass(frozen=True)
@@ -56,6 +97,7 @@ class GitHubClientPool:
             secondary_rate_wait=settings.secondary_rate_wait,
             max_rate_limit_wait=settings.max_rate_limit_wait,
         )
+        register_secrets(settings.tokens)
         auths = [Auth.Token(t) for t in settings.tokens] or [None]
         self._clients = [
             Github(

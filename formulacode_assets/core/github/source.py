@@ -18,7 +18,7 @@ from typing import Any
 
 from github import GithubException
 
-from formulacode_assets.core.github.client import GitHubClientPool, request_error
+from formulacode_assets.core.github.client import GitHubClientPool, redact, request_error
 from formulacode_assets.core.github.response_cache import ResponseCache
 from formulacode_assets.core.github.search import SEARCH_CAP, split_size_range, split_time_window, split_until_under_cap
 
@@ -40,7 +40,7 @@ class GitHubSource:
     def __init__(self, pool: GitHubClientPool, cache: ResponseCache, log: Callable[[str], None] = lambda _m: None):
         self.pool = pool
         self.cache = cache
-        self.log = log
+        self.log = lambda message: log(redact(message))
 
     # -- search ------------------------------------------------------------------------------------
 

@@ -15,7 +15,28 @@ _GIT_ENV_OVERRIDES = {
     "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_ASKPASS": "/bin/false",
     "LC_ALL": "C",
+    # Only these transports, whatever the parent's environment says: ``ext::`` runs a command.
+    "GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh",
 }
+# All git sees of the parent's environment: where programs are, a home, and what networking needs
+# (proxies, CA bundles, an ssh agent). No GIT_* variable of the parent gets through.
+_GIT_ENV_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+)
 _STDERR_TAIL = 2000
 
 
@@ -32,7 +53,10 @@ class GitError(RuntimeError):
 
 
 def git_env() -> dict[str, str]:
-    return {**os.environ, **_GIT_ENV_OVERRIDES}
+    """A minimal environment for git: an allow-list of the parent's variables plus the pinned overrides."""
+    env = {name: os.environ[name] for name in _GIT_ENV_PASSTHROUGH if os.environ.get(name)}
+    env.setdefault("PATH", os.defpath)
+    return {**env, **_GIT_ENV_OVERRIDES}
 
 
 def run_git(
@@ -43,7 +67,7 @@ def run_git(
     timeout: float | None = 3600,
 ) -> bytes:
     """Run ``git [--git-dir=DIR] ARGS`` and return stdout bytes; raise :class:`GitError` on failure."""
-    cmd = ["git", "-c", "core.quotepath=off", "-c", "log.showSignature=false"]
+    cmd = ["git", "-c", "core.quotepath=off", "-c", "log.showSignature=false", "-c", "protocol.ext.allow=never"]
     if git_dir is not None:
         cmd.append(f"--git-dir={git_dir}")
     cmd.extend(args)

@@ -9,6 +9,7 @@ folder and renamed into place, so a crash never leaves a half-made mirror behind
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,43 @@ def _mirror_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _clone_prefix(target: Path) -> str:
+    # '+' cannot occur in a repository name, so one repository's prefix never matches another's.
+    return f".clone-{target.name}+"
+
+
+def recover_after_dead_writers(path: Path) -> list[str]:
+    """Remove what a killed git or clone left behind; call only while holding the mirror lock.
+
+    Every writer of a mirror holds its lock, so once we hold it, no live process owns a ``*.lock``
+    file of that git dir, a ``tmp_pack_*`` or ``incoming-*`` object folder, or a ``.clone-`` folder of
+    that repository: they all belong to a dead process (e.g. ``commit-graph.lock`` after a kill -9
+    during ``git commit-graph write``, which otherwise fails every later fetch with "File exists").
+    Returns what was removed (relative names).
+    """
+    removed = []
+    for leftover in path.parent.glob(_clone_prefix(path) + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(leftover.name)
+    if not path.is_dir():
+        return removed
+    objects = path / "objects"
+    for root, dirs, files in os.walk(path):
+        here = Path(root)
+        if here == objects:  # loose objects and packs hold no locks; only info/ and temp folders matter
+            for name in list(dirs):
+                if name.startswith("incoming-"):
+                    shutil.rmtree(here / name, ignore_errors=True)
+                    removed.append(f"objects/{name}")
+            dirs[:] = [d for d in dirs if d in ("info", "pack")]
+            continue
+        for name in files:
+            if name.endswith(".lock") or (here.name == "pack" and name.startswith("tmp_")):
+                (here / name).unlink(missing_ok=True)
+                removed.append(str((here / name).relative_to(path)))
+    return removed
+
+
 def _remote_default_branch(git_dir: Path) -> str | None:
     out = run_git(git_dir, ["ls-remote", "--symref", "origin", "HEAD"], timeout=600)
     for line in out.decode("utf-8", "replace").splitlines():
@@ -54,14 +92,50 @@ def _remote_default_branch(git_dir: Path) -> str | None:
     return None
 
 
+def local_git_dir(url: str) -> Path | None:
+    """The git dir of ``url`` when it is a repository on this machine (a work tree or a bare one)."""
+    if "://" in url or url.startswith("git@") or "::" in url:
+        return None
+    path = Path(url)
+    for candidate in (path / ".git", path):
+        if (candidate / "objects").is_dir() and (candidate / "HEAD").is_file():
+            return candidate.resolve()
+    return None
+
+
+def _share_local_refs(git_dir: Path, source: Path) -> None:
+    """Mirror a local repository whose history may miss objects (a partial snapshot).
+
+    ``git fetch`` walks every object and fails on the first missing blob, which would turn the
+    whole repository into one failed row. Borrowing the source's objects (alternates) and copying
+    its branch and tag refs reads no blob at all, so only the changes that need a missing blob fail.
+    """
+    alternates = git_dir / "objects" / "info" / "alternates"
+    alternates.parent.mkdir(parents=True, exist_ok=True)
+    alternates.write_text(f"{source / 'objects'}\n")
+    listed = run_git(source, ["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags"])
+    wanted = dict(line.split(" ", 1)[::-1] for line in listed.decode("utf-8", "replace").splitlines() if line)
+    have = run_git(git_dir, ["for-each-ref", "--format=%(refname)", "refs/heads", "refs/tags"]).decode()
+    commands = [f"update {ref} {sha}\n" for ref, sha in wanted.items()]
+    commands += [f"delete {ref}\n" for ref in have.splitlines() if ref and ref not in wanted]
+    run_git(git_dir, ["update-ref", "--stdin"], input="".join(commands).encode())
+
+
 def _fetch(git_dir: Path) -> None:
-    run_git(git_dir, ["fetch", "--prune", "--quiet", "--no-write-fetch-head", "origin"])
+    try:
+        run_git(git_dir, ["fetch", "--prune", "--quiet", "--no-write-fetch-head", "origin"])
+    except GitError:
+        url = run_git(git_dir, ["config", "--get", "remote.origin.url"]).decode().strip()
+        source = local_git_dir(url)
+        if source is None:
+            raise
+        _share_local_refs(git_dir, source)
     # A commit-graph makes first-parent walks and date limits cheap on long histories.
     run_git(git_dir, ["commit-graph", "write", "--reachable", "--no-progress"])
 
 
 def _clone(url: str, target: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_clone_prefix(target), dir=target.parent))
     try:
         run_git(None, ["init", "--quiet", "--bare", str(tmp)])
         run_git(tmp, ["remote", "add", "origin", "--", url])
@@ -88,6 +162,7 @@ def sync_mirror(cache_dir: Path, repo_name: str, url: str, default_branch: str |
     if url.startswith("-"):
         raise GitError(["clone"], 2, f"refusing a repository url that starts with '-': {url!r}")
     with _mirror_lock(path):
+        recover_after_dead_writers(path)
         if path.exists():
             run_git(path, ["remote", "set-url", "origin", "--", url])
             _fetch(path)

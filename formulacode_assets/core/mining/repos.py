@@ -74,6 +74,8 @@ def repo_validity_at(git_dir: Path, branch: str, month_end: datetime) -> RepoVal
         return RepoValidity("failed", str(exc), head_sha=head)
     except GitError as exc:
         return RepoValidity("failed", f"cannot read tree: {exc.reason}", head_sha=head)
+    except Exception as exc:  # whatever a hostile config does, it stays on this repository's row
+        return RepoValidity("failed", f"cannot read asv.conf.json: {type(exc).__name__}: {exc}"[:300], head_sha=head)
     if location is None:
         return RepoValidity("skipped", "no asv.conf.json on the default branch", head_sha=head)
     return RepoValidity("ok", None, head, location.conf_path, location.benchmark_dir)
