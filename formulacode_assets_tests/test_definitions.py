@@ -24,17 +24,21 @@ EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches"
 
 def test_definitions_load_with_the_expected_graph():
     graph = defs.resolve_asset_graph()
-    assert {k.path[-1] for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    assert {k.path[-1] for k in graph.get_all_asset_keys()} == EXPECTED_ASSETS | {"dataset_overview"}
     assert graph.get(AssetKey("repos_valid")).parent_keys == {AssetKey("repos_discovered")}
     assert graph.get(AssetKey("merge_commits")).parent_keys == {AssetKey("repos_valid")}
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
     assert graph.get(AssetKey("perf_commits")).parent_keys == {AssetKey("patches")}
     assert graph.get(AssetKey("contexts")).parent_keys == {AssetKey("perf_commits"), AssetKey("repos_valid")}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
+    for name in EXPECTED_ASSETS:
+        node = graph.get(AssetKey(name))
         assert node.partitions_def == monthly_partitions
-        assert node.backfill_policy == BackfillPolicy.single_run()
+        # Cheap stages backfill a range in one run; builds one run per month.
+        policy = BackfillPolicy.multi_run(1) if name == "contexts" else BackfillPolicy.single_run()
+        assert node.backfill_policy == policy
         assert node.code_version
+    overview = graph.get(AssetKey("dataset_overview"))
+    assert overview.partitions_def is None and overview.code_version
     checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
     per_stage = ("unique_keys", "contract", "failure_rate")
     windowed = {"merge_commits", "patches", "perf_commits"}

@@ -40,6 +40,12 @@ from formulacode_assets.partitions import monthly_partitions
 # (Typed as Any for Dagster's input type check, which cannot check a union.)
 MonthlyInput = Any
 
+# Backfill policies: cheap mining stages run a range of months in one run (per-run costs such as
+# mirror fetches and process start are paid once); build stages (minutes per context or image) get
+# one run per month, so the queue spreads a range over runs and the pools bound what runs at once.
+MINING_BACKFILL = BackfillPolicy.single_run()
+BUILD_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=1)
+
 _PREVIEW_ROWS = 10
 _PREVIEW_TEXT = 60
 _PREVIEW_MAX_COLUMNS = 7
@@ -62,9 +68,10 @@ def monthly_asset(
 ):
     """``@asset`` for a monthly stage named after its contract, with its checks and a code version.
 
-    Single-run backfills: a range of months runs as one run, so per-run costs (mirror fetches,
-    process start) are paid once; each month still lands in its own file, with its own metadata and
-    its own check results (``monthly_output``).
+    Backfills: ``MINING_BACKFILL`` (a range of months in one run, so per-run costs such as mirror
+    fetches are paid once; each month still lands in its own file, with its own metadata and its
+    own check results, see ``monthly_output``) unless the stage passes
+    ``backfill_policy=BUILD_BACKFILL``.
     """
     asset_kwargs.setdefault("owners", OWNERS)
     # ``backfill_policy`` is marked beta in Dagster 1.13 but is the documented way to run a range of
@@ -74,7 +81,7 @@ def monthly_asset(
         return asset(
             name=contract.name,
             partitions_def=monthly_partitions,
-            backfill_policy=BackfillPolicy.single_run(),
+            backfill_policy=asset_kwargs.pop("backfill_policy", MINING_BACKFILL),
             code_version=code_version_of(*versioned_by),
             check_specs=contract_check_specs(contract),
             group_name=group_name,

@@ -1,6 +1,7 @@
 from dagster import AssetExecutionContext, MetadataValue
 
 from formulacode_assets.assets._monthly import (
+    BUILD_BACKFILL,
     MonthlyInput,
     monthly_asset,
     monthly_output,
@@ -30,7 +31,8 @@ from formulacode_assets.resources.llm import LLMResource
     versioned_by=(synthesis, install_analysis, build_scripts, validation, local_validator, docker_validator),
     group_name="environments",
     kinds={"docker"},
-    pool="docker",
+    pool="docker_build",
+    backfill_policy=BUILD_BACKFILL,
 )
 def contexts(
     context: AssetExecutionContext,
