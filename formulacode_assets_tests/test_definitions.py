@@ -19,7 +19,17 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts"}
+EXPECTED_ASSETS = {
+    "repos_discovered",
+    "repos_valid",
+    "merge_commits",
+    "patches",
+    "perf_commits",
+    "contexts",
+    "images",
+    "tasks",
+    "dataset",
+}
 
 
 def test_definitions_load_with_the_expected_graph():
@@ -30,13 +40,23 @@ def test_definitions_load_with_the_expected_graph():
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
     assert graph.get(AssetKey("perf_commits")).parent_keys == {AssetKey("patches")}
     assert graph.get(AssetKey("contexts")).parent_keys == {AssetKey("perf_commits"), AssetKey("repos_valid")}
+    assert graph.get(AssetKey("images")).parent_keys == {AssetKey("contexts")}
+    assert graph.get(AssetKey("tasks")).parent_keys == {
+        AssetKey("images"),
+        AssetKey("contexts"),
+        AssetKey("perf_commits"),
+    }
+    assert graph.get(AssetKey("dataset")).parent_keys == {AssetKey("tasks")}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.partitions_def == monthly_partitions
         assert node.backfill_policy == BackfillPolicy.single_run()
         assert node.code_version
     checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
-    assert checks == {(a, c) for a in EXPECTED_ASSETS for c in ("contract", "failure_rate")}
+    assert checks == {(a, c) for a in EXPECTED_ASSETS for c in ("contract", "failure_rate")} | {
+        ("images", "images_exist"),
+        ("tasks", "decontamination"),
+    }
 
 
 def test_monthly_partitions_are_utc_months_from_2024():
