@@ -49,7 +49,8 @@ def test_two_month_backfill_through_the_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stderr
-    for asset in ("repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts"):
+    stages = ("repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts")
+    for asset in (*stages, "images", "tasks", "dataset"):
         assert sorted(p.name for p in (tmp_path / "data" / asset).glob("*.parquet")) == [
             "2024-01.parquet",
             "2024-02.parquet",
@@ -144,6 +145,9 @@ def test_webserver_serves_the_asset_graph(tmp_path):
             "patches": ["merge_commits", "repos_valid"],
             "perf_commits": ["patches"],
             "contexts": ["perf_commits", "repos_valid"],
+            "images": ["contexts"],
+            "tasks": ["contexts", "images", "perf_commits"],
+            "dataset": ["tasks"],
         }
         assert all(n["isPartitioned"] and n["hasAssetChecks"] for n in nodes)
         assert {n["assetKey"]["path"][-1]: n["groupName"] for n in nodes}["perf_commits"] == "classification"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from formulacode_assets.assets.contexts import contexts
 from formulacode_assets.assets.dataset import dataset
@@ -102,3 +102,86 @@ def test_without_an_engine_images_are_not_built_with_saved_contexts_and_tasks_ar
     again = _publish(root)
     assert again.success
     assert [r["build_context_sha256"] for r in _table(root, "images")] == [r["build_context_sha256"] for r in rows]
+
+
+def _engine(docker_host: str) -> dict:  # noqa: F811 - the fixture's value
+    return {"base_url": docker_host, "base_image": BASE_IMAGE, "extra_ca_certs": host_ca_bundle()}
+
+
+def _check_images_exist(root: Path, registry: dict):
+    resources = _resources(root)
+    resources["registry"] = RegistryResource(**registry)
+    resources["publishing"] = PublishingResource(data_dir=str(root / "data"))
+    result = materialize(
+        [*mining_assets(), perf_commits, contexts, *PUBLISHING, images_exist],
+        selection=AssetSelection.checks(images_exist),
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_sample_contexts_are_built_and_pushed_and_a_rerun_builds_nothing(
+    validated_month,
+    tmp_path,
+    docker_host,  # noqa: F811
+    loopback_registry,  # noqa: F811
+):
+    root = _copy(validated_month, tmp_path)
+    registry = {"kind": "oci", "url": loopback_registry.url, "namespace": f"fc-{tmp_path.name[-12:].lower()}"}
+    namespace = f"{loopback_registry.host}/{registry['namespace']}"
+    first = _publish(root, docker=_engine(docker_host), registry=registry)
+    assert first.success
+    rows = _table(root, "images")
+    assert len(rows) == 3
+    for row in rows:
+        assert row["status"] == "pushed", (row["repo_name"], row["reason"], row["build_log_tail"])
+        assert row["built"] and row["digest"].startswith("sha256:") and row["size_bytes"] > 0
+        assert row["image_name"] == image_name_for(row["repo_name"], row["base_sha"], namespace=namespace).reference
+        assert row["n_benchmarks"] >= 1
+    assert _metadata(first, "images")["builds"].value == 3
+
+    tasks_first = _table(root, "tasks")
+    assert sorted(t["image_name"] for t in tasks_first) == sorted(r["image_name"] for r in rows)
+    image_of = {r["image_name"]: r for r in rows}
+    for task in tasks_first:
+        image = image_of[task["image_name"]]
+        owner, name = task["repo_name"].split("/")
+        assert task["task_id"].startswith(f"{owner}__{name}-") and task["base_commit"] == image["base_sha"]
+        assert task["benchmarks"] == image["benchmarks"] and task["image_digest"] == image["digest"]
+        assert task["patch"] and task["merged_at"].strftime("%Y-%m") == "2024-02"
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations() if c.asset_key.path[-1] == "tasks"}
+    assert checks == {"contract": True, "failure_rate": True, "decontamination": True}
+
+    # The dataset folder loads as a Hugging Face dataset, by month and whole.
+    import datasets
+
+    folder = root / "data" / "dataset"
+    month = datasets.load_dataset(str(folder), "2024-02", split="test")
+    everything = datasets.load_dataset(str(folder), "default", split="test")
+    assert sorted(month["task_id"]) == sorted(t["task_id"] for t in tasks_first)
+    assert sorted(everything["task_id"]) == sorted(month["task_id"])
+    card = (folder / "README.md").read_text()
+    assert 'config_name: "verified"' in card and "| 2024-02 | 3 |" in card
+
+    # Re-running the month asks the registry first: no build call, the same digests.
+    again = _publish(root, docker=_engine(docker_host), registry=registry)
+    assert again.success
+    rerun = _table(root, "images")
+    assert {r["status"] for r in rerun} == {"exists"} and not any(r["built"] for r in rerun)
+    assert [r["digest"] for r in rerun] == [r["digest"] for r in rows]
+    assert _metadata(again, "images")["builds"].value == 0
+    assert [t["task_id"] for t in _table(root, "tasks")] == [t["task_id"] for t in tasks_first]
+
+    # The existence check passes, then fails naming a tag deleted from the registry.
+    assert _check_images_exist(root, registry).passed
+    victim = rows[0]
+    repository, _, tag = victim["image_name"].rpartition(":")
+    loopback_registry.delete_tag(repository.split("/", 1)[1], tag)
+    evaluation = _check_images_exist(root, registry)
+    assert not evaluation.passed
+    missing = evaluation.metadata["missing"].value
+    assert [m["image_name"] for m in missing] == [victim["image_name"]]
+    assert victim["image_name"] in evaluation.description

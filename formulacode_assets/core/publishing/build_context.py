@@ -143,7 +143,8 @@ def _add_shallow_git(tar: _Tar, mirror: Path, sha: str, branch: str, prefix: str
     listing = run_git(mirror, ["ls-tree", "-r", "-t", "-z", sha], timeout=600).decode()
     heads = [entry.split("\t", 1)[0].split() for entry in listing.split("\0") if entry]
     # Submodule entries are commits of other repositories: not objects of this one.
-    ids = [sha] + sorted({oid for _mode, kind, oid in heads if kind != "commit"})
+    root_tree = run_git(mirror, ["rev-parse", f"{sha}^{{tree}}"], timeout=60).decode().strip()
+    ids = [sha, root_tree, *sorted({oid for _mode, kind, oid in heads if kind != "commit"} - {root_tree})]
     batch = run_git(mirror, ["cat-file", "--batch"], input="\n".join(ids).encode() + b"\n", timeout=600)
     stream = io.BytesIO(batch)
     git = f"{prefix}/.git"
