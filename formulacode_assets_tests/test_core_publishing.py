@@ -153,3 +153,45 @@ def test_ecr_creates_the_repository_once_and_logs_in_again_after_a_401(
     assert ecr.manifest_digest(first) == "sha256:" + "1" * 64
     assert ecr.logins == 2  # the expired token was renewed once
     assert [r["auth"].startswith("Basic ") for r in script.requests] == [True, True]
+
+
+def test_dataset_folder_has_default_monthly_and_verified_configs(tmp_path):
+    import datasets
+
+    from formulacode_assets.core.contracts import TASKS
+    from formulacode_assets.core.publishing.dataset import VERIFIED_FILE, write_dataset
+
+    def task(task_id: str, month: int, category: str) -> dict:
+        return {
+            "month": f"2024-{month:02d}-01",
+            "task_id": task_id,
+            "repo_name": "o/r",
+            "base_commit": "b" * 40,
+            "merge_commit": "m" * 40,
+            "merged_at": datetime(2024, month, 5, tzinfo=UTC),
+            "category": category,
+            "image_name": f"ns/all:{task_id}",
+            "benchmarks": ["bench.time_a"],
+            "status": "ok",
+        }
+
+    months = {
+        "2024-01-01": TASKS.to_table([task("o__r-1", 1, "algorithm")]),
+        "2024-02-01": TASKS.to_table([task("o__r-2", 2, "caching"), task("o__r-3", 2, "algorithm")]),
+    }
+    folder = tmp_path / "dataset"
+    written = write_dataset(folder, months, TASKS.schema)
+    assert written.months == {"2024-01": 1, "2024-02": 2} and sum(written.verified.values()) == 0
+    assert (folder / VERIFIED_FILE).read_text().startswith("#")
+    (folder / VERIFIED_FILE).write_text((folder / VERIFIED_FILE).read_text() + "o__r-3\n")
+    written = write_dataset(folder, months, TASKS.schema)
+    assert written.verified == {"2024-01": 0, "2024-02": 1}
+    card = (folder / "README.md").read_text()
+    assert "| algorithm | 2 |" in card and "| o/r | 3 |" in card and "| 2024-01 | 1 |" in card
+    assert datasets.load_dataset(str(folder), "2024-01", split="test")["task_id"] == ["o__r-1"]
+    assert sorted(datasets.load_dataset(str(folder), "default", split="test")["task_id"]) == [
+        "o__r-1",
+        "o__r-2",
+        "o__r-3",
+    ]
+    assert datasets.load_dataset(str(folder), "verified", split="test")["task_id"] == ["o__r-3"]

@@ -69,7 +69,7 @@ def _publish(root: Path, *, docker: dict | None = None, registry: dict | None = 
 
 def _table(root: Path, name: str) -> list[dict]:
     table = pq.read_table(root / "data" / name / "2024-02.parquet")
-    return sorted(table.to_pylist(), key=lambda r: r["repo_name"])
+    return sorted(table.to_pylist(), key=lambda r: r.get("repo_name") or "")
 
 
 def _metadata(result, name: str) -> dict:
@@ -97,6 +97,9 @@ def test_without_an_engine_images_are_not_built_with_saved_contexts_and_tasks_ar
     task_meta = _metadata(result, "tasks")
     assert "image not_built" in task_meta["why_empty"].value and "unreachable" in task_meta["why_empty"].value
     assert len(task_meta["excluded"].value) == 3
+    (summary,) = _table(root, "dataset")
+    assert (summary["status"], summary["n_tasks"]) == ("skipped", 0) and "HF_TOKEN" in summary["reason"]
+    assert (root / "data" / "hf_dataset" / "README.md").exists()
 
     # Same inputs, same build-context bytes.
     again = _publish(root)
@@ -158,7 +161,7 @@ def test_sample_contexts_are_built_and_pushed_and_a_rerun_builds_nothing(
     # The dataset folder loads as a Hugging Face dataset, by month and whole.
     import datasets
 
-    folder = root / "data" / "dataset"
+    folder = root / "data" / "hf_dataset"
     month = datasets.load_dataset(str(folder), "2024-02", split="test")
     everything = datasets.load_dataset(str(folder), "default", split="test")
     assert sorted(month["task_id"]) == sorted(t["task_id"] for t in tasks_first)

@@ -12,7 +12,7 @@ from formulacode_assets.resources.publishing import PublishingResource
     DATASET, versioned_by=(dataset_core,), group_name="publishing", kinds={"huggingface"}, pool="registry_push"
 )
 def dataset(context: AssetExecutionContext, publishing: PublishingResource, tasks: MonthlyInput):
-    """The tasks of every month as a Hugging Face dataset folder under ``<data>/dataset``.
+    """The tasks of every month as a Hugging Face dataset folder under ``<data>/hf_dataset``.
 
     This run's months come from the input, the other months from their task files; the folder is
     rewritten whole so ``default`` always spans every month. Uploaded only when ``HF_TOKEN`` and

@@ -94,7 +94,8 @@ class PublishingResource(ConfigurableResource):
 
     @property
     def dataset_dir(self) -> Path:
-        return Path(self.data_dir) / "dataset"
+        # Not <data>/dataset: that folder holds the dataset asset's own monthly summary files.
+        return Path(self.data_dir) / "hf_dataset"
 
     def asset_dir(self, name: str) -> Path:
         return Path(self.data_dir) / name
