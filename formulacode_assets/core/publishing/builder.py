@@ -38,6 +38,7 @@ class PublishSettings:
     build_concurrency: int = 1  # BUILD_CONCURRENCY
     push_concurrency: int = 1  # PUSH_CONCURRENCY
     push_retries: int = 2
+    no_cache: bool = False  # build without the engine's layer cache (benchmarks of a cold build)
     asv_requirement: str = "asv>=0.6"
 
 
@@ -203,6 +204,7 @@ class ImagePublisher:
             rm=True,
             forcerm=True,
             pull=False,
+            nocache=self.settings.no_cache,
             decode=True,
         )
         try:
