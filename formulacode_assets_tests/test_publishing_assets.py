@@ -111,6 +111,23 @@ def _engine(docker_host: str) -> dict:  # noqa: F811 - the fixture's value
     return {"base_url": docker_host, "base_image": BASE_IMAGE, "extra_ca_certs": host_ca_bundle()}
 
 
+def _remove_images(docker_host: str, root: Path) -> None:  # noqa: F811
+    """The test's images are not left in the shared engine (their layers stay cached)."""
+    import contextlib
+
+    import docker
+
+    if not (root / "data" / "images" / "2024-02.parquet").exists():
+        return
+    client = docker.DockerClient(base_url=docker_host, version="auto")
+    try:
+        for row in _table(root, "images"):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(row["image_name"], force=True)
+    finally:
+        client.close()
+
+
 def _check_images_exist(root: Path, registry: dict):
     resources = _resources(root)
     resources["registry"] = RegistryResource(**registry)
@@ -131,8 +148,10 @@ def test_sample_contexts_are_built_and_pushed_and_a_rerun_builds_nothing(
     tmp_path,
     docker_host,  # noqa: F811
     loopback_registry,  # noqa: F811
+    request,
 ):
     root = _copy(validated_month, tmp_path)
+    request.addfinalizer(lambda: _remove_images(docker_host, root))
     registry = {"kind": "oci", "url": loopback_registry.url, "namespace": f"fc-{tmp_path.name[-12:].lower()}"}
     namespace = f"{loopback_registry.host}/{registry['namespace']}"
     first = _publish(root, docker=_engine(docker_host), registry=registry)
@@ -188,3 +207,53 @@ def test_sample_contexts_are_built_and_pushed_and_a_rerun_builds_nothing(
     missing = evaluation.metadata["missing"].value
     assert [m["image_name"] for m in missing] == [victim["image_name"]]
     assert victim["image_name"] in evaluation.description
+
+
+def test_decontamination_blocks_a_task_merged_outside_its_month(validated_month, tmp_path):
+    """Images stand in as built (no engine needed); one change's merged_at is moved into March."""
+    from datetime import timedelta
+
+    import pyarrow as pa
+
+    root = _copy(validated_month, tmp_path)
+    data = root / "data"
+    contexts_rows = pq.read_table(data / "contexts" / "2024-02.parquet").to_pylist()
+    (data / "images").mkdir()
+    image_rows = [
+        {
+            "month": MONTH,
+            "repo_name": c["repo_name"],
+            "base_sha": c["base_sha"],
+            "image_name": image_name_for(c["repo_name"], c["base_sha"], namespace="formulacode").reference,
+            "benchmarks": c["benchmarks"],
+            "status": "built",
+        }
+        for c in contexts_rows
+    ]
+    pq.write_table(IMAGES.to_table(image_rows), data / "images" / "2024-02.parquet")
+    perf = pq.read_table(data / "perf_commits" / "2024-02.parquet")
+    rows = perf.to_pylist()
+    moved = contexts_rows[0]["merge_commit_shas"][0]
+    for row in rows:
+        if row["merge_commit_sha"] == moved:
+            row["merged_at"] = row["merged_at"] + timedelta(days=40)
+    pq.write_table(pa.Table.from_pylist(rows, schema=perf.schema), data / "perf_commits" / "2024-02.parquet")
+
+    resources = _resources(root)
+    resources["registry"] = RegistryResource()
+    resources["publishing"] = PublishingResource(data_dir=str(data))
+    result = materialize(
+        [*mining_assets(), perf_commits, contexts, *PUBLISHING],
+        selection=[AssetKey("tasks"), AssetKey("dataset")],
+        partition_key=MONTH,
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "decontamination"]
+    assert not check.passed
+    (problem,) = check.metadata["problems"].value
+    (task,) = [t for t in _table(root, "tasks") if t["merge_commit"] == moved]
+    assert problem.startswith(f"{task['task_id']}: merged_at 2024-03") and "outside 2024-02-01" in problem
+    # Blocking: the dataset is not written from a contaminated month.
+    assert not (data / "hf_dataset").exists()
