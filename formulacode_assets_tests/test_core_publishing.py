@@ -195,3 +195,28 @@ def test_dataset_folder_has_default_monthly_and_verified_configs(tmp_path):
         "o__r-3",
     ]
     assert datasets.load_dataset(str(folder), "verified", split="test")["task_id"] == ["o__r-3"]
+
+
+def test_publishing_settings_follow_the_upstream_variable_names(tmp_path):
+    from dagster import EnvVar
+
+    from formulacode_assets.resources import build_resources
+
+    environ = {
+        "FORMULACODE_DATA_DIR": str(tmp_path),
+        "DOCKERHUB_NAMESPACE": "formulacode",
+        "DOCKERHUB_USERNAME": "me",
+        "DOCKERHUB_TOKEN": "secret",
+        "DOCKERHUB_RATE_LIMIT_WAIT": "5",
+        "PUSH_CONCURRENCY": "3",
+        "BUILD_CONCURRENCY": "2",
+        "FORMULACODE_IMAGE_LAYOUT": "mirror",
+    }
+    resources = build_resources(environ)
+    registry, publishing = resources["registry"], resources["publishing"]
+    assert registry.kind == "dockerhub" and registry.rate_limit_wait_s == 5
+    assert isinstance(registry.password, EnvVar) and registry.password.env_var_name == "DOCKERHUB_TOKEN"
+    assert (publishing.layout, publishing.push_concurrency, publishing.build_concurrency) == ("mirror", 3, 2)
+    assert build_resources({})["registry"].kind == "none"
+    hub = RegistryResource(kind="dockerhub", namespace="formulacode", username="me", password="secret").registry()
+    assert "secret" not in hub.describe() and hub.image_namespace == "formulacode"
