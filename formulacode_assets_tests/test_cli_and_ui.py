@@ -147,6 +147,9 @@ def test_webserver_serves_the_asset_graph(tmp_path):
             "perf_commits": ["patches"],
             "contexts": ["perf_commits", "repos_valid"],
             "dataset_overview": ["contexts", "merge_commits", "patches", "perf_commits", "repos_valid"],
+            "images": ["contexts"],
+            "tasks": ["contexts", "images", "perf_commits"],
+            "dataset": ["tasks"],
         }
         monthly = [n for n in nodes if n["assetKey"]["path"] != ["dataset_overview"]]
         assert all(n["isPartitioned"] and n["hasAssetChecks"] for n in monthly)

@@ -19,7 +19,17 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts"}
+EXPECTED_ASSETS = {
+    "repos_discovered",
+    "repos_valid",
+    "merge_commits",
+    "patches",
+    "perf_commits",
+    "contexts",
+    "images",
+    "tasks",
+    "dataset",
+}
 
 
 def test_definitions_load_with_the_expected_graph():
@@ -30,21 +40,28 @@ def test_definitions_load_with_the_expected_graph():
     assert graph.get(AssetKey("patches")).parent_keys == {AssetKey("merge_commits"), AssetKey("repos_valid")}
     assert graph.get(AssetKey("perf_commits")).parent_keys == {AssetKey("patches")}
     assert graph.get(AssetKey("contexts")).parent_keys == {AssetKey("perf_commits"), AssetKey("repos_valid")}
+    assert graph.get(AssetKey("images")).parent_keys == {AssetKey("contexts")}
+    assert graph.get(AssetKey("tasks")).parent_keys == {
+        AssetKey("images"),
+        AssetKey("contexts"),
+        AssetKey("perf_commits"),
+    }
+    assert graph.get(AssetKey("dataset")).parent_keys == {AssetKey("tasks")}
     for name in EXPECTED_ASSETS:
         node = graph.get(AssetKey(name))
         assert node.partitions_def == monthly_partitions
         # Cheap stages backfill a range in one run; builds one run per month.
-        policy = BackfillPolicy.multi_run(1) if name == "contexts" else BackfillPolicy.single_run()
+        policy = BackfillPolicy.multi_run(1) if name in ("contexts", "images") else BackfillPolicy.single_run()
         assert node.backfill_policy == policy
         assert node.code_version
     overview = graph.get(AssetKey("dataset_overview"))
     assert overview.partitions_def is None and overview.code_version
     checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys}
     per_stage = ("unique_keys", "contract", "failure_rate")
-    windowed = {"merge_commits", "patches", "perf_commits"}
+    windowed = {"merge_commits", "patches", "perf_commits", "tasks"}
     assert checks == {(a, c) for a in EXPECTED_ASSETS for c in per_stage} | {
         (a, "merged_at_in_window") for a in windowed
-    }
+    } | {("images", "images_exist"), ("tasks", "decontamination")}
 
 
 def test_every_asset_has_owners_and_a_description_and_every_monthly_stage_its_checks():

@@ -64,7 +64,13 @@ def code_version_of(*modules: ModuleType) -> str:
 
 
 def monthly_asset(
-    contract: Contract, *, versioned_by: tuple[ModuleType, ...], group_name: str, kinds: set[str], **asset_kwargs
+    contract: Contract,
+    *,
+    versioned_by: tuple[ModuleType, ...],
+    group_name: str,
+    kinds: set[str],
+    extra_check_specs: tuple = (),
+    **asset_kwargs,
 ):
     """``@asset`` for a monthly stage named after its contract, with its checks and a code version.
 
@@ -83,7 +89,7 @@ def monthly_asset(
             partitions_def=monthly_partitions,
             backfill_policy=asset_kwargs.pop("backfill_policy", MINING_BACKFILL),
             code_version=code_version_of(*versioned_by),
-            check_specs=contract_check_specs(contract),
+            check_specs=[*contract_check_specs(contract), *extra_check_specs],
             group_name=group_name,
             kinds=kinds | {"parquet"},
             **asset_kwargs,

@@ -26,6 +26,7 @@ class Contract:
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
+    statuses: tuple[str, ...] = STATUSES
 
     @property
     def schema(self) -> pa.Schema:
@@ -63,7 +64,7 @@ class Contract:
             elif not column.nullable and table.column(column.name).null_count:
                 problems.append(f"column {column.name} has {table.column(column.name).null_count} nulls")
         if "status" in table.column_names:
-            bad = set(table.column("status").to_pylist()) - set(STATUSES)
+            bad = set(table.column("status").to_pylist()) - set(self.statuses)
             if bad:
                 problems.append(f"unknown status values {sorted(map(str, bad))}")
         return problems
@@ -240,4 +241,72 @@ CONTEXTS = Contract(
 )
 
 
-CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS)}
+IMAGES = Contract(
+    "images",
+    (
+        _MONTH,
+        _REPO,
+        Column("base_sha", pa.string(), "the commit the image is built at", nullable=False),
+        Column("image_name", pa.string(), "registry reference (from the one image-name function)", nullable=False),
+        Column("registry", pa.string(), "where it is published (kind and URL); null when no registry is configured"),
+        Column("digest", pa.string(), "manifest digest the registry reported (built: the local image id)"),
+        Column("size_bytes", pa.int64(), "image size in the engine that built it"),
+        Column("benchmarks", pa.list_(pa.string()), "asv benchmarks discovered (recorded in a label and a file)"),
+        Column("n_benchmarks", pa.int32(), "number of benchmarks"),
+        Column("built", pa.bool_(), "a build ran this run (false for exists / not_built)"),
+        Column("build_context_path", pa.string(), "the rendered, deterministic build context tar"),
+        Column("build_context_sha256", pa.string(), "sha256 of that tar: same inputs, same bytes"),
+        Column("build_log_tail", pa.large_string(), "end of the build output"),
+        Column("duration_s", pa.float64(), "wall time spent on this image this run"),
+        Column("status", pa.string(), "pushed / exists / built / not_built / failed", nullable=False),
+        Column("reason", pa.string(), "why an image was not built or failed"),
+    ),
+    key=("repo_name", "base_sha"),
+    statuses=("pushed", "exists", "built", "not_built", "failed"),
+)
+
+TASKS = Contract(
+    "tasks",
+    (
+        _MONTH,
+        Column("task_id", pa.string(), "<owner>__<repo>-<pr number or short sha>: stable across runs", nullable=False),
+        _REPO,
+        Column("pr_number", pa.int64(), "PR number (null for direct pushes)"),
+        Column("base_commit", pa.string(), "the code before the change: the image is built here", nullable=False),
+        Column("merge_commit", pa.string(), "the commit that landed the change", nullable=False),
+        Column("merged_at", _TS, "when it landed, UTC: decides the month", nullable=False),
+        Column("patch", pa.large_string(), "unified diff against base_commit"),
+        Column("problem_statement", pa.large_string(), "the problem the change solves"),
+        Column("category", pa.string(), "kind of optimization"),
+        Column("difficulty", pa.string(), "easy / medium / hard"),
+        Column("classifier", pa.string(), "model name, or 'heuristic'"),
+        Column("image_name", pa.string(), "the task's image (from the one image-name function)", nullable=False),
+        Column("image_digest", pa.string(), "its manifest digest"),
+        Column("benchmarks", pa.list_(pa.string()), "asv benchmark names discovered in the image"),
+        Column("status", pa.string(), "ok (rows without an image stay out; the metadata says why)", nullable=False),
+        Column("reason", pa.string(), "null"),
+    ),
+    key=("task_id",),
+)
+
+DATASET = Contract(
+    "dataset",
+    (
+        _MONTH,
+        Column("config", pa.string(), "the dataset config of the month (YYYY-MM)", nullable=False),
+        Column("n_tasks", pa.int64(), "tasks of the month in the dataset", nullable=False),
+        Column("n_verified", pa.int64(), "of them marked verified", nullable=False),
+        Column("dataset_dir", pa.string(), "the dataset folder (the product when nothing is uploaded)"),
+        Column("data_file", pa.string(), "the month's parquet file, relative to the folder"),
+        Column("uploaded_to", pa.string(), "Hugging Face repo id, when uploaded"),
+        Column("status", pa.string(), "ok / skipped / failed", nullable=False),
+        Column("reason", pa.string(), "why the upload was skipped or failed"),
+    ),
+    key=("config",),
+)
+
+
+CONTRACTS = {
+    c.name: c
+    for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS, IMAGES, TASKS, DATASET)
+}

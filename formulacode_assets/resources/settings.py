@@ -50,6 +50,7 @@ from formulacode_assets.resources.errors import SettingsError
 from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.github import GitHubResource
 from formulacode_assets.resources.llm import LLMResource
+from formulacode_assets.resources.publishing import PublishingResource, RegistryResource
 from formulacode_assets.storage import ParquetIOManager
 
 __all__ = ["SettingsError", "build_executor", "build_resources"]
@@ -94,6 +95,16 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
     validator, _ = _setting(environ, "FORMULACODE_VALIDATOR", default="auto")
     registry, _ = _setting(environ, "FORMULACODE_CONTEXT_REGISTRY")
     pyenv_root, _ = _setting(environ, "FORMULACODE_PYENV_ROOT")
+    registry_url, _ = _setting(environ, "FORMULACODE_REGISTRY_URL")
+    registry_namespace, _ = _setting(
+        environ, "FORMULACODE_REGISTRY_NAMESPACE", "DOCKERHUB_NAMESPACE", default="formulacode"
+    )
+    registry_user, _ = _setting(environ, "FORMULACODE_REGISTRY_USERNAME", "DOCKERHUB_USERNAME")
+    registry_password, _ = _setting(environ, "FORMULACODE_REGISTRY_PASSWORD", "DOCKERHUB_TOKEN")
+    aws_region, _ = _setting(environ, "AWS_REGION", "AWS_DEFAULT_REGION")
+    ecr_endpoint, _ = _setting(environ, "FORMULACODE_ECR_ENDPOINT_URL")
+    hf_token, _ = _setting(environ, "HF_TOKEN")
+    hf_repo_id, _ = _setting(environ, "FORMULACODE_HF_REPO_ID")
     source_value = environ.get("FORMULACODE_SOURCE") or ("git" if csv_value else "sample")
     # Only the embedded store is trusted enough to build on the host by default.
     allow_local = _flag(environ, "FORMULACODE_LOCAL_VALIDATION", default=source_value == "sample")
@@ -132,6 +143,25 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict:
             repeats=int(environ.get("FORMULACODE_VALIDATION_REPEATS", "2")),
             max_agent_attempts=int(environ.get("FORMULACODE_AGENT_ATTEMPTS", "3")),
             max_workers=int(environ.get("BUILD_CONCURRENCY", "1")),
+        ),
+        "registry": RegistryResource(
+            # Docker Hub's variables alone select it, as the upstream pipeline's do.
+            kind=environ.get("FORMULACODE_REGISTRY") or ("dockerhub" if environ.get("DOCKERHUB_NAMESPACE") else "none"),
+            url=registry_url,
+            namespace=registry_namespace,
+            username=registry_user,
+            password=registry_password,
+            aws_region=aws_region,
+            ecr_endpoint_url=ecr_endpoint,
+            rate_limit_wait_s=float(environ.get("DOCKERHUB_RATE_LIMIT_WAIT") or 60),
+        ),
+        "publishing": PublishingResource(
+            data_dir=data_dir,
+            layout=environ.get("FORMULACODE_IMAGE_LAYOUT", "single"),
+            build_concurrency=int(environ.get("BUILD_CONCURRENCY", "1")),
+            push_concurrency=int(environ.get("PUSH_CONCURRENCY", "1")),
+            hf_token=hf_token,
+            hf_repo_id=hf_repo_id,
         ),
     }
 
