@@ -14,6 +14,7 @@ from formulacode_assets.core.environments.local_validator import LocalValidator
 from formulacode_assets.core.environments.registry import ContextRegistry
 from formulacode_assets.core.environments.synthesis import ContextSynthesizer, SynthesisSettings
 from formulacode_assets.core.environments.validation import Validator
+from formulacode_assets.core.measurement.selection import SelectionSettings
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 
 VALIDATORS = ("auto", "docker", "local")
@@ -38,6 +39,11 @@ class ContextSynthesisResource(ConfigurableResource):
     build_timeout_s: float = Field(default=900, description="local validator: build_env.sh limit")
     step_timeout_s: float = Field(default=600, description="local validator: limit per asv step")
     resolve_timeout_s: float = Field(default=300, description="limit per uv pip compile step")
+    validation_budget_s: float = Field(default=600, description="local validator: the whole validation of a context")
+    benchmark_timeout_s: float = Field(default=60, description="asv's per-benchmark timeout in the quick run")
+    selection_budget_s: float = Field(
+        default=120, description="the coverage probe choosing a change's benchmarks (setup + one call each)"
+    )
     python_lag_days: int = Field(default=180, description="a Python counts as plausible this long after its release")
     min_python: str = Field(default="3.7", description="oldest Python considered (asv 0.6 needs 3.7+)")
     asv_requirement: str = Field(default="asv>=0.6", description="the asv harness installed in every environment")
@@ -83,6 +89,9 @@ class ContextSynthesisResource(ConfigurableResource):
             uv_cache_dir=Path(self.cache_dir) / "uv",
             build_timeout=self.build_timeout_s,
             step_timeout=self.step_timeout_s,
+            validation_budget=self.validation_budget_s,
+            benchmark_timeout=self.benchmark_timeout_s,
+            selection=SelectionSettings(budget_s=self.selection_budget_s),
         )
         return local, "local validator (trusted source, throw-away virtual environments)" + (
             f"; {about}" if self.validator == "auto" else ""
