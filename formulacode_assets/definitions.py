@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from formulacode_assets.assets.contexts import contexts
+from formulacode_assets.assets.human_speedups import human_speedups
 from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
 from formulacode_assets.assets.perf_commits import perf_commits
@@ -12,7 +13,7 @@ from formulacode_assets.jobs import monthly_job, monthly_schedule
 from formulacode_assets.resources import build_executor, build_resources
 
 defs = Definitions(
-    assets=[repos_discovered, repos_valid, merge_commits, patches, perf_commits, contexts],
+    assets=[repos_discovered, repos_valid, merge_commits, patches, perf_commits, contexts, human_speedups],
     jobs=[monthly_job],
     schedules=[monthly_schedule],
     resources=build_resources(),

@@ -19,7 +19,15 @@ from formulacode_assets.definitions import defs
 from formulacode_assets.partitions import monthly_partitions
 from formulacode_assets.resources import build_executor, build_resources
 
-EXPECTED_ASSETS = {"repos_discovered", "repos_valid", "merge_commits", "patches", "perf_commits", "contexts"}
+EXPECTED_ASSETS = {
+    "repos_discovered",
+    "repos_valid",
+    "merge_commits",
+    "patches",
+    "perf_commits",
+    "contexts",
+    "human_speedups",
+}
 
 
 def test_definitions_load_with_the_expected_graph():

@@ -244,4 +244,37 @@ CONTEXTS = Contract(
 )
 
 
-CONTRACTS = {c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS)}
+HUMAN_SPEEDUPS = Contract(
+    "human_speedups",
+    (
+        _MONTH,
+        _REPO,
+        Column("base_sha", pa.string(), "the context's commit: side A", nullable=False),
+        Column("merge_commit_sha", pa.string(), "the performance change: side B", nullable=False),
+        Column("pr_number", pa.int64(), "its PR number"),
+        Column("benchmarks", pa.list_(pa.string()), "the benchmarks timed (the context's selection)"),
+        Column("selection_rule", pa.string(), "coverage / name / sample / all: what chose them"),
+        Column("rounds", pa.int32(), "interleaved A/B rounds"),
+        Column("samples_per_round", pa.int32(), "timed samples per benchmark, side and round"),
+        Column("verdicts", pa.large_string(), "JSON per benchmark: verdict, ratio, p_value, spread, medians"),
+        Column("timings", pa.large_string(), "JSON {benchmark: {base|merged: [[seconds per call] per round]}}"),
+        Column("improved", pa.list_(pa.string()), "benchmarks improved significantly beyond the threshold"),
+        Column("n_improved", pa.int32(), "number of improved benchmarks"),
+        Column("verdict_counts", pa.string(), "JSON {verdict: count}"),
+        Column("human_speedup", pa.float64(), "geometric mean of the improved benchmarks' ratios (base / merged)"),
+        Column("oracle_ok", pa.bool_(), "at least one benchmark improved: the change is a usable task"),
+        Column("threshold", pa.float64(), "ratio from which a speed-up counts"),
+        Column("alpha", pa.float64(), "Mann-Whitney significance level"),
+        Column("benchmark_runs", pa.int64(), "benchmark sides timed this run (0: stored timings reused)"),
+        Column("timings_reused", pa.bool_(), "every timing came from the timing store"),
+        Column("measured_at", _TS, "when the verdicts were computed"),
+        Column("duration_s", pa.float64(), "wall time spent on this task this run"),
+        *_status_columns(),
+    ),
+    key=("repo_name", "merge_commit_sha"),
+)
+
+
+CONTRACTS = {
+    c.name: c for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS, HUMAN_SPEEDUPS)
+}

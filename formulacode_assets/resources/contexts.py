@@ -51,6 +51,12 @@ class ContextSynthesisResource(ConfigurableResource):
         default=True, description="reuse a registered (repo, sha) context without re-validating"
     )
     max_workers: int = Field(default=1, description="repositories validated in parallel")
+    measure_rounds: int = Field(default=3, description="human speed-up: interleaved A/B rounds")
+    measure_samples: int = Field(default=5, description="human speed-up: samples per benchmark, side and round")
+    measure_cpu: int | None = Field(default=0, description="human speed-up: pin timing to this CPU (None: no pin)")
+    speedup_threshold: float = Field(default=1.05, description="a benchmark improves from this ratio on")
+    speedup_alpha: float = Field(default=0.01, description="Mann-Whitney significance level")
+    force_measure: bool = Field(default=False, description="re-time tasks even when stored timings exist")
 
     def registry(self) -> ContextRegistry:
         path = Path(self.registry_path) if self.registry_path else Path(self.cache_dir) / "contexts" / "registry.sqlite"

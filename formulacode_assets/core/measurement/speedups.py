@@ -209,3 +209,101 @@ def speedup_row(
         )
     row["duration_s"] = round(time.monotonic() - started, 3)
     return row
+
+
+class SpeedupMeasurer:
+    """``HUMAN_SPEEDUPS`` rows for a month's validated contexts: one per (context, merge commit)."""
+
+    def __init__(
+        self,
+        *,
+        store: TimingStore,
+        mirror_path: Callable[[str], Path],
+        interpreters: Sequence,
+        settings: HarnessSettings,
+        verdict_settings: VerdictSettings,
+        cache_dir: Path | None = None,
+        work_root: Path | None = None,
+        uv_cache_dir: Path | None = None,
+        force: bool = False,
+        unavailable_reason: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.store, self.mirror_path, self.interpreters = store, mirror_path, list(interpreters)
+        self.settings, self.verdict_settings = settings, verdict_settings
+        self.cache_dir, self.work_root, self.uv_cache_dir = cache_dir, work_root, uv_cache_dir
+        self.force, self.unavailable_reason = force, unavailable_reason
+        self.log = log or (lambda message: None)
+        self.benchmark_runs = 0
+
+    def rows_for_month(self, month: str, context_rows: Sequence[dict]) -> list[dict]:
+        rows = []
+        for context in context_rows:
+            shas = list(context.get("merge_commit_shas") or [])
+            prs = list(context.get("pr_numbers") or [])
+            for i, merge in enumerate(shas):
+                pr = prs[i] if len(prs) == len(shas) else None
+                rows.append(self.task_row(month, context, merge, pr))
+        return sorted(rows, key=lambda r: (r["repo_name"], r["merge_commit_sha"]))
+
+    def task_row(self, month: str, context: dict, merge: str, pr: int | None) -> dict:
+        from formulacode_assets.core.environments.install_analysis import analyze_install
+        from formulacode_assets.core.measurement.harness import build_environments
+        from formulacode_assets.core.measurement.selection import select_benchmarks
+
+        started = time.monotonic()
+        common = dict(settings=self.settings, verdict_settings=self.verdict_settings, started=started)
+        if context.get("status") != "ok":
+            why = f"context not validated: {context.get('reason') or context.get('status')}"
+            return speedup_row(
+                month, context, merge, pr, None, selection_rule=None, status="skipped", reason=why, **common
+            )
+        if self.unavailable_reason:
+            return speedup_row(
+                month, context, merge, pr, None, selection_rule=None, status="skipped",
+                reason=self.unavailable_reason, **common,
+            )  # fmt: skip
+        selected, rule = context.get("benchmarks_selected"), context.get("selection_rule")
+        if not selected:  # a reused context carries no selection: the name/sample rules on its benchmarks
+            chosen = select_benchmarks(context.get("benchmarks") or [], {}, None)
+            selected, rule = chosen.selected, chosen.rule
+        try:
+            mirror = self.mirror_path(context["repo_name"])
+            script = context["build_env_sh"]
+            key = TaskKey(context["repo_name"], context["base_sha"], merge, env_digest(script, self.settings))
+
+            def environments() -> Environments:
+                analysis = analyze_install(
+                    mirror, context["repo_name"], context["base_sha"], interpreters=self.interpreters,
+                    cache_dir=self.cache_dir,
+                )  # fmt: skip
+                return build_environments(
+                    mirror=mirror,
+                    repo_name=context["repo_name"],
+                    base_sha=context["base_sha"],
+                    merge_sha=merge,
+                    script=script,
+                    python_path=analysis.python_path,
+                    asv=analysis.settings,
+                    exclude_newer=analysis.resolution_cutoff,
+                    settings=self.settings,
+                    work_root=self.work_root,
+                    uv_cache_dir=self.uv_cache_dir,
+                )
+
+            result = measure(
+                key, selected, self.store, environments,
+                settings=self.settings, verdict_settings=self.verdict_settings, force=self.force,
+            )  # fmt: skip
+        except Exception as exc:  # one task never fails the month
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            return speedup_row(
+                month, context, merge, pr, None, selection_rule=rule, status="failed", reason=reason, **common
+            )
+        self.benchmark_runs += result.benchmark_runs
+        row = speedup_row(month, context, merge, pr, result, selection_rule=rule, **common)
+        self.log(
+            f"{month}: {context['repo_name']}@{merge[:12]}: oracle_ok={row['oracle_ok']} "
+            f"speed-up={row['human_speedup']} runs={result.benchmark_runs}"
+        )
+        return row
