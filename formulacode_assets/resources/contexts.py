@@ -51,6 +51,11 @@ class ContextSynthesisResource(ConfigurableResource):
         default=True, description="reuse a registered (repo, sha) context without re-validating"
     )
     max_workers: int = Field(default=1, description="repositories validated in parallel")
+    pin_index_url: str | None = Field(
+        default=None,
+        description="package index (JSON simple API) for pin release dates, e.g. https://pypi.org/simple; "
+        "None = no lookups",
+    )
     measure_rounds: int = Field(default=3, description="human speed-up: interleaved A/B rounds")
     measure_samples: int = Field(default=5, description="human speed-up: samples per benchmark, side and round")
     measure_cpu: int | None = Field(default=0, description="human speed-up: pin timing to this CPU (None: no pin)")
@@ -72,6 +77,7 @@ class ContextSynthesisResource(ConfigurableResource):
             resolve_timeout_s=self.resolve_timeout_s,
             asv_requirement=self.asv_requirement,
             max_workers=self.max_workers,
+            pin_index_url=self.pin_index_url,
         )
 
     def choose_validator(

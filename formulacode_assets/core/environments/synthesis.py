@@ -41,6 +41,7 @@ from formulacode_assets.core.environments.install_analysis import (
     Interpreter,
     analyze_install,
 )
+from formulacode_assets.core.environments.pin_dates import flag_old_pins, pin_dates
 from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
 from formulacode_assets.core.environments.validation import ValidationRequest, ValidationResult, Validator
 from formulacode_assets.core.measurement.selection import changed_lines
@@ -68,6 +69,8 @@ class SynthesisSettings:
     resolve_timeout_s: float = 300
     asv_requirement: str = "asv>=0.6"
     max_workers: int = 1  # repositories in parallel (commits of one repository run in order)
+    pin_index_url: str | None = None  # JSON simple API for pin release dates (None: no date lookups)
+    max_pin_age_days: int = 730
 
 
 def targets_from_perf_commits(rows: Iterable[Mapping]) -> list[ContextTarget]:
@@ -312,6 +315,12 @@ class ContextSynthesizer:
             f"can_install={analysis.can_install})"
         )
         row = {**_base_row(month, target), **_analysis_columns(analysis), "validator": validator.name}
+        if self.settings.pin_index_url and analysis.pins:
+            dates = pin_dates(analysis.pins, self.settings.pin_index_url)
+            row["pin_release_dates"] = json.dumps(dates)
+            row["pins_flagged"] = flag_old_pins(dates, analysis.commit_datetime, self.settings.max_pin_age_days)
+            if row["pins_flagged"]:
+                self.log(f"{target.repo_name}@{target.base_sha[:12]}: old pins {row['pins_flagged']}")
         nearest = self.registry.nearest_earlier(target.repo_name, analysis.commit_date, exclude_sha=target.base_sha)
         attempts: list[dict] = []
         history: list[str] = []
