@@ -5,6 +5,7 @@ from dagster import Definitions
 from formulacode_assets.assets.contexts import contexts
 from formulacode_assets.assets.dataset import dataset
 from formulacode_assets.assets.dataset_overview import dataset_overview
+from formulacode_assets.assets.human_speedups import human_speedups
 from formulacode_assets.assets.images import images, images_exist
 from formulacode_assets.assets.merge_commits import merge_commits
 from formulacode_assets.assets.patches import patches
@@ -23,6 +24,7 @@ defs = Definitions(
         patches,
         perf_commits,
         contexts,
+        human_speedups,
         images,
         tasks,
         dataset,

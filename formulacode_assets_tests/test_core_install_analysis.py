@@ -108,7 +108,7 @@ def test_asv_settings_read_matrix_repo_and_defaults():
         },
     )
     assert modern.project_dir == "python" and modern.branch == "main" and modern.results_dir == ".asv/results"
-    assert modern.matrix == {"cython": None, "numpy": "", "scipy": None}
+    assert modern.matrix == {"cython": "", "numpy": "", "scipy": None}  # asv: [] means [""]
 
 
 def test_relaxation_goes_from_wheels_only_to_a_later_cutoff():

@@ -29,6 +29,7 @@ EXPECTED_ASSETS = {
     "images",
     "tasks",
     "dataset",
+    "human_speedups",
 }
 
 

@@ -24,6 +24,18 @@ from formulacode_assets.resources.git_source import GitSourceResource
 from formulacode_assets.resources.llm import LLMResource
 
 
+def validation_metadata(rows: list[dict]) -> dict:
+    """Numbers the UI plots across months: contexts validated, median validation time, selection rules."""
+    fresh = [r for r in rows if r["status"] == "ok" and not r.get("reused")]
+    times = sorted(r["duration_s"] for r in fresh if r.get("duration_s") is not None)
+    median = (times[len(times) // 2] + times[(len(times) - 1) // 2]) / 2 if times else 0.0
+    return {
+        "contexts_validated": MetadataValue.int(sum(r["status"] == "ok" for r in rows)),
+        "median_validation_s": MetadataValue.float(float(median)),
+        "chosen_by_coverage": MetadataValue.int(sum(r.get("selection_rule") == "coverage" for r in rows)),
+    }
+
+
 # code_version hashes the analysis, the template and agent prompt, and the validators: changing how
 # a context is built or judged marks every month stale.
 @monthly_asset(
@@ -74,6 +86,7 @@ def contexts(
         "validator": MetadataValue.text(why),
         "agent_calls": MetadataValue.int(agent.calls if agent else 0),
         "registry_contexts": MetadataValue.int(len(synthesizer.registry.all())),
+        **validation_metadata([r for t in tables.values() for r in t.to_pylist()]),
     }
     by_month = {}
     for month, table in tables.items():

@@ -218,6 +218,8 @@ CONTEXTS = Contract(
             "resolution_step", pa.string(), "wheels / sdists / matrix-unpinned / no-matrix / unbounded / later-cutoff"
         ),
         Column("resolution_log_tail", pa.large_string(), "uv pip compile log, newest last"),
+        Column("pin_release_dates", pa.large_string(), "JSON {pin: release date (ISO) or null when unknown}"),
+        Column("pins_flagged", pa.list_(pa.string()), "pins released more than two years before the commit"),
         Column("build_env_sh", pa.large_string(), "the validated script (or the last one tried)"),
         Column("script_source", pa.string(), "registry / template / agent (where build_env_sh came from)"),
         Column("reused", pa.bool_(), "taken from the registry without re-validation"),
@@ -229,7 +231,11 @@ CONTEXTS = Contract(
         Column("stderr_tail", pa.large_string(), "end of the deciding step's standard error"),
         Column("benchmarks", pa.list_(pa.string()), "benchmarks discovered (in every repeat)"),
         Column("n_benchmarks", pa.int32(), "number of benchmarks discovered"),
-        Column("benchmarks_failed", pa.list_(pa.string()), "discovered but without a timing in the quick run"),
+        Column("benchmarks_failed", pa.list_(pa.string()), "run in the quick run but without a timing"),
+        Column("benchmarks_selected", pa.list_(pa.string()), "what the quick run timed: chosen for the change + smoke"),
+        Column("selection_rule", pa.string(), "coverage / name / sample / all: what chose the change's benchmarks"),
+        Column("selection", pa.large_string(), "JSON: rule per benchmark, benchmarks probed / covering, probe errors"),
+        Column("step_times", pa.large_string(), "JSON {step: seconds} of the deciding validation (kept on failure)"),
         Column("benchmarks_stable", pa.bool_(), "same benchmark sets in every repeat"),
         Column("validations", pa.int32(), "repeats of discovery + quick run"),
         Column("duration_s", pa.float64(), "wall time spent on this context this run"),
@@ -305,8 +311,49 @@ DATASET = Contract(
     key=("config",),
 )
 
+HUMAN_SPEEDUPS = Contract(
+    "human_speedups",
+    (
+        _MONTH,
+        _REPO,
+        Column("base_sha", pa.string(), "the context's commit: side A", nullable=False),
+        Column("merge_commit_sha", pa.string(), "the performance change: side B", nullable=False),
+        Column("pr_number", pa.int64(), "its PR number"),
+        Column("benchmarks", pa.list_(pa.string()), "the benchmarks timed (the context's selection)"),
+        Column("selection_rule", pa.string(), "coverage / name / sample / all: what chose them"),
+        Column("rounds", pa.int32(), "interleaved A/B rounds"),
+        Column("samples_per_round", pa.int32(), "timed samples per benchmark, side and round"),
+        Column("verdicts", pa.large_string(), "JSON per benchmark: verdict, ratio, p_value, spread, medians"),
+        Column("timings", pa.large_string(), "JSON {benchmark: {base|merged: [[seconds per call] per round]}}"),
+        Column("improved", pa.list_(pa.string()), "benchmarks improved significantly beyond the threshold"),
+        Column("n_improved", pa.int32(), "number of improved benchmarks"),
+        Column("verdict_counts", pa.string(), "JSON {verdict: count}"),
+        Column("human_speedup", pa.float64(), "geometric mean of the improved benchmarks' ratios (base / merged)"),
+        Column("oracle_ok", pa.bool_(), "at least one benchmark improved: the change is a usable task"),
+        Column("threshold", pa.float64(), "ratio from which a speed-up counts"),
+        Column("alpha", pa.float64(), "Mann-Whitney significance level"),
+        Column("benchmark_runs", pa.int64(), "benchmark sides timed this run (0: stored timings reused)"),
+        Column("timings_reused", pa.bool_(), "every timing came from the timing store"),
+        Column("measured_at", _TS, "when the verdicts were computed"),
+        Column("duration_s", pa.float64(), "wall time spent on this task this run"),
+        *_status_columns(),
+    ),
+    key=("repo_name", "merge_commit_sha"),
+)
+
 
 CONTRACTS = {
     c.name: c
-    for c in (REPOS_DISCOVERED, REPOS_VALID, MERGE_COMMITS, PATCHES, PERF_COMMITS, CONTEXTS, IMAGES, TASKS, DATASET)
+    for c in (
+        REPOS_DISCOVERED,
+        REPOS_VALID,
+        MERGE_COMMITS,
+        PATCHES,
+        PERF_COMMITS,
+        CONTEXTS,
+        HUMAN_SPEEDUPS,
+        IMAGES,
+        TASKS,
+        DATASET,
+    )
 }

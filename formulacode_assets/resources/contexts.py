@@ -14,6 +14,7 @@ from formulacode_assets.core.environments.local_validator import LocalValidator
 from formulacode_assets.core.environments.registry import ContextRegistry
 from formulacode_assets.core.environments.synthesis import ContextSynthesizer, SynthesisSettings
 from formulacode_assets.core.environments.validation import Validator
+from formulacode_assets.core.measurement.selection import SelectionSettings
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 
 VALIDATORS = ("auto", "docker", "local")
@@ -42,6 +43,11 @@ class ContextSynthesisResource(ConfigurableResource):
     build_timeout_s: float = Field(default=900, description="local validator: build_env.sh limit")
     step_timeout_s: float = Field(default=600, description="local validator: limit per asv step")
     resolve_timeout_s: float = Field(default=300, description="limit per uv pip compile step")
+    validation_budget_s: float = Field(default=600, description="local validator: the whole validation of a context")
+    benchmark_timeout_s: float = Field(default=60, description="asv's per-benchmark timeout in the quick run")
+    selection_budget_s: float = Field(
+        default=120, description="the coverage probe choosing a change's benchmarks (setup + one call each)"
+    )
     python_lag_days: int = Field(default=180, description="a Python counts as plausible this long after its release")
     min_python: str = Field(default="3.7", description="oldest Python considered (asv 0.6 needs 3.7+)")
     asv_requirement: str = Field(default="asv>=0.6", description="the asv harness installed in every environment")
@@ -49,6 +55,17 @@ class ContextSynthesisResource(ConfigurableResource):
         default=True, description="reuse a registered (repo, sha) context without re-validating"
     )
     max_workers: int = Field(default=1, description="repositories validated in parallel")
+    pin_index_url: str | None = Field(
+        default=None,
+        description="package index (JSON simple API) for pin release dates, e.g. https://pypi.org/simple; "
+        "None = no lookups",
+    )
+    measure_rounds: int = Field(default=3, description="human speed-up: interleaved A/B rounds")
+    measure_samples: int = Field(default=5, description="human speed-up: samples per benchmark, side and round")
+    measure_cpu: int | None = Field(default=0, description="human speed-up: pin timing to this CPU (None: no pin)")
+    speedup_threshold: float = Field(default=1.05, description="a benchmark improves from this ratio on")
+    speedup_alpha: float = Field(default=0.01, description="Mann-Whitney significance level")
+    force_measure: bool = Field(default=False, description="re-time tasks even when stored timings exist")
 
     def registry(self) -> ContextRegistry:
         path = Path(self.registry_path) if self.registry_path else Path(self.cache_dir) / "contexts" / "registry.sqlite"
@@ -64,6 +81,7 @@ class ContextSynthesisResource(ConfigurableResource):
             resolve_timeout_s=self.resolve_timeout_s,
             asv_requirement=self.asv_requirement,
             max_workers=self.max_workers,
+            pin_index_url=self.pin_index_url,
         )
 
     def choose_validator(
@@ -87,6 +105,9 @@ class ContextSynthesisResource(ConfigurableResource):
             uv_cache_dir=Path(self.cache_dir) / "uv",
             build_timeout=self.build_timeout_s,
             step_timeout=self.step_timeout_s,
+            validation_budget=self.validation_budget_s,
+            benchmark_timeout=self.benchmark_timeout_s,
+            selection=SelectionSettings(budget_s=self.selection_budget_s),
         )
         # Where Docker is not needed (auto, local allowed), its absence is a note, not an error text.
         return local, "local validator (trusted source, throw-away virtual environments)" + (

@@ -14,7 +14,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from formulacode_assets.core.environments.docker_validator import DockerValidator
+from formulacode_assets.core.environments.docker_validator import DockerValidator, ca_bundle_from_environment
 
 
 class DockerEngineResource(ConfigurableResource):
@@ -29,7 +29,9 @@ class DockerEngineResource(ConfigurableResource):
         "A fixed image (e.g. a local Debian) uses its own python3, recorded per context.",
     )
     extra_ca_certs: str | None = Field(
-        default=None, description="PEM bundle trusted by pip/uv inside builds (corporate proxies); None = image's own"
+        default=None,
+        description="PEM bundle trusted by pip/uv inside builds (corporate proxies); "
+        "None = the bundle SSL_CERT_FILE / PIP_CERT name on the host, else the image's own",
     )
     network_mode: str = Field(default="host", description="network of image builds (DOCKER_NETWORK_MODE)")
     run_network_mode: str = Field(default="none", description="network of discovery / benchmark containers")
@@ -57,13 +59,17 @@ class DockerEngineResource(ConfigurableResource):
             return False, f"docker engine at {self.base_url} unreachable: {type(exc).__name__}: {exc}"[:300]
         return True, f"docker engine {version} at {self.base_url}"
 
+    def ca_bundle(self) -> Path | None:
+        """``extra_ca_certs``, else the bundle the host's environment names (SSL_CERT_FILE / PIP_CERT)."""
+        return Path(self.extra_ca_certs) if self.extra_ca_certs else ca_bundle_from_environment()
+
     def validator(self, log: Callable[[str], None] | None = None) -> DockerValidator:
         # Builds stream for as long as build_env.sh runs: the read timeout must outlast it.
         client = self.client(timeout=self.build_timeout_s + 300)
         return DockerValidator(
             client,
             base_image=self.base_image,
-            extra_ca_certs=Path(self.extra_ca_certs) if self.extra_ca_certs else None,
+            extra_ca_certs=self.ca_bundle(),
             network_mode=self.network_mode,
             run_network_mode=self.run_network_mode,
             build_timeout=self.build_timeout_s,

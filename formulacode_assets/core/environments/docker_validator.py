@@ -83,6 +83,32 @@ class _ContainerRun:
     archive: bytes | None  # the results folder as a tar (None: none was written)
 
 
+def ca_bundle_from_environment(environ: dict[str, str] | None = None) -> Path | None:
+    """The CA bundle the host's environment names (``SSL_CERT_FILE``, ``PIP_CERT``, ...), if it exists.
+
+    Behind a TLS-intercepting proxy the package index is only trusted through that bundle; the
+    toolchain image then carries it without anyone having to set ``extra_ca_certs`` by hand.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    for name in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        value = environ.get(name)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def build_failure_reason(lines: Sequence[str], error: str | None, last: int = 8) -> str:
+    """A failed build's reason: the failing instruction, the error and the last lines of its output."""
+    instruction = _failing_instruction(lines) or "an unknown instruction"
+    output = [line for line in lines if line.strip() and not line.startswith("Step ") and line != error][-last:]
+    reason = f"image build failed at {instruction}: {error}"
+    if output:
+        reason += "; last output: " + " | ".join(line.strip()[:200] for line in output)
+    return reason
+
+
 def _toolchain_tag(base_image: str, uv_requirement: str, ca_bytes: bytes) -> str:
     digest = hashlib.sha256(json.dumps([base_image, uv_requirement, ca_bytes.hex()]).encode()).hexdigest()[:12]
     return f"fc-toolchain:{digest}"
@@ -331,7 +357,7 @@ class DockerValidator(Validator):
             elif "asv machine" in _failing_instruction(lines):
                 result.stage_failed, result.reason = "machine", f"asv machine failed: {error}"
             else:
-                result.stage_failed, result.reason = "build", f"image build failed: {error}"
+                result.stage_failed, result.reason = "build", build_failure_reason(lines, error)[:1500]
             result.returncode = _returncode_of(error)
             return tag if self._image_exists(tag) else None
 

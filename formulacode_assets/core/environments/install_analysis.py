@@ -367,8 +367,10 @@ def _inside(path: str) -> str | None:
 
 def _first_matrix_value(values) -> str | None:
     """asv builds the product of the matrix; one combination is enough: the first listed value."""
-    if isinstance(values, list):
-        return None if not values or values[0] is None else str(values[0])
+    if isinstance(values, list):  # asv: an empty list, like "", means the newest version
+        if not values:
+            return ""
+        return None if values[0] is None else str(values[0])
     return None if values is None else str(values)
 
 

@@ -32,6 +32,16 @@ from formulacode_assets.core.environments.validation import (
     tail,
 )
 from formulacode_assets.core.leftovers import owned_prefix, sweep_dead
+from formulacode_assets.core.measurement.selection import (
+    PROBE_DRIVER,
+    Selection,
+    SelectionSettings,
+    bench_regexes,
+    probe_order,
+    probe_spec,
+    read_probe,
+    select_benchmarks,
+)
 from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.process_guard import watch_process_group
 
@@ -161,6 +171,9 @@ class LocalValidator(Validator):
         build_timeout: float = 900,
         step_timeout: float = 600,
         keep_workdirs: bool = False,
+        validation_budget: float = 600,
+        benchmark_timeout: float = 60,
+        selection: SelectionSettings | None = None,
     ):
         self.work_root = Path(work_root) if work_root else None
         self.uv_cache_dir = Path(uv_cache_dir) if uv_cache_dir else None
@@ -168,6 +181,9 @@ class LocalValidator(Validator):
         self.build_timeout = build_timeout
         self.step_timeout = step_timeout
         self.keep_workdirs = keep_workdirs
+        self.validation_budget = validation_budget  # the whole validation, build included
+        self.benchmark_timeout = benchmark_timeout  # asv's per-benchmark timeout in the quick run
+        self.selection = selection or SelectionSettings()
 
     def validate(self, request: ValidationRequest, *, repeats: int = 2) -> ValidationResult:
         started = time.monotonic()
@@ -177,7 +193,7 @@ class LocalValidator(Validator):
         sweep_dead(self.work_root or Path(tempfile.gettempdir()), "fc-validate-")  # work dirs of killed runs
         tmp = Path(tempfile.mkdtemp(prefix=owned_prefix("fc-validate-"), dir=self.work_root))
         try:
-            self._validate_in(tmp, request, repeats, result)
+            self._validate_in(tmp, request, repeats, result, started + self.validation_budget)
         finally:
             result.duration_s = round(time.monotonic() - started, 3)
             if not self.keep_workdirs:
@@ -190,7 +206,9 @@ class LocalValidator(Validator):
             result.returncode, result.stdout_tail, result.stderr_tail = step.returncode, step.stdout, step.stderr
         return result
 
-    def _validate_in(self, tmp: Path, request: ValidationRequest, repeats: int, result: ValidationResult) -> None:
+    def _validate_in(
+        self, tmp: Path, request: ValidationRequest, repeats: int, result: ValidationResult, deadline: float
+    ) -> None:
         repo, venv, home = tmp / "repo", tmp / "env", tmp / "home"
         try:
             checkout_commit(request.mirror, request.sha, repo, request.asv.branch)
@@ -207,13 +225,23 @@ class LocalValidator(Validator):
         env = sandbox_environment(home=home, venv=venv, request=request, python=request.python_path, extra=extra)
 
         def step(name: str, cmd: Sequence[str], timeout: float) -> _Step:
+            timeout = max(1.0, min(timeout, deadline - time.monotonic()))
             outcome = run_step(cmd, cwd=repo, env=env, timeout=timeout, logs=tmp / "logs" / name)
             result.steps.append({"name": name, "returncode": outcome.returncode, "duration_s": outcome.duration_s})
             return outcome
 
+        def over(limit: float, what: str) -> str:
+            if time.monotonic() >= deadline - 1:
+                return f"the validation budget of {self.validation_budget:.0f} s ran out during {what}"
+            return f"{what} exceeded {limit:.0f} s"
+
         build = step("build", ["bash", str(script)], self.build_timeout)
         if build.timed_out:
-            self._fail(result, "timeout", f"build_env.sh did not finish within {self.build_timeout:.0f} s", build)
+            if time.monotonic() >= deadline - 1:
+                why = f"the validation budget of {self.validation_budget:.0f} s ran out during build_env.sh"
+            else:
+                why = f"build_env.sh did not finish within {self.build_timeout:.0f} s"
+            self._fail(result, "timeout", why, build)
             return
         if build.returncode != 0:
             self._fail(result, "build", f"build_env.sh exited with {build.returncode}", build)
@@ -225,6 +253,7 @@ class LocalValidator(Validator):
         probe = step("python", [str(venv / "bin" / "python"), "-c", PYTHON_PROBE], 60)
         result.python_version = probe.stdout.strip() or None
         commands = asv_commands(str(asv_bin), request.asv.conf_path, request.sha)
+        selection: Selection | None = None
         machine = step("machine", commands["machine"], self.step_timeout)
         if machine.timed_out or machine.returncode != 0:
             stage = "timeout" if machine.timed_out else "machine"
@@ -236,17 +265,30 @@ class LocalValidator(Validator):
             shutil.rmtree(results_dir, ignore_errors=True)  # a stale file must never count
             discovery = step(f"discovery-{i + 1}", commands["discovery"], self.step_timeout)
             if discovery.timed_out:
-                self._fail(result, "timeout", f"benchmark discovery exceeded {self.step_timeout:.0f} s", discovery)
+                self._fail(result, "timeout", over(self.step_timeout, "benchmark discovery"), discovery)
                 return
             discovered = read_discovery(results_dir)
+            if discovered and selection is None:
+                result.benchmarks = list(discovered)  # kept on the row even when a later step fails
+                selection = self._select(request, discovered, venv, repo, step, deadline)
+                result.benchmarks_selected, result.selection = selection.selected, selection.as_dict()
+                commands = asv_commands(
+                    str(asv_bin),
+                    request.asv.conf_path,
+                    request.sha,
+                    bench_patterns=bench_regexes(selection.selected) if selection.rule != "all" else (),
+                    benchmark_timeout=self.benchmark_timeout,
+                )
             run = None
             if discovered:
                 run = step(f"run-{i + 1}", commands["run"], self.step_timeout)
                 if run.timed_out:
-                    self._fail(result, "timeout", f"the quick run exceeded {self.step_timeout:.0f} s", run)
+                    self._fail(result, "timeout", over(self.step_timeout, "the quick run"), run)
                     return
             repeat, stage, reason = judge_repeat(
-                discovered, read_run_results(results_dir, request.sha) if run else None
+                discovered,
+                read_run_results(results_dir, request.sha) if run else None,
+                selection.primary if selection and selection.rule != "all" else None,
             )
             if repeat is None:
                 self._fail(result, stage, f"{reason} (repeat {i + 1})", run or discovery)
@@ -254,3 +296,19 @@ class LocalValidator(Validator):
             done.append(repeat)
             result.returncode, result.stdout_tail, result.stderr_tail = run.returncode, run.stdout, run.stderr
         combine_repeats(result, done)
+
+    def _select(self, request, discovered, venv: Path, repo: Path, step, deadline: float) -> Selection:
+        """Probe the discovered benchmarks under a line tracer (within the selection budget), then choose."""
+        settings = self.selection
+        probe = {}
+        if request.changed_lines and len(discovered) > settings.run_all_below:
+            out = repo.parent / "probe.jsonl"
+            # Leave at least half of what is left of the validation budget to the quick runs.
+            budget = min(settings.budget_s, max(1.0, (deadline - time.monotonic()) / 2))
+            order = probe_order(discovered, request.changed_lines, salt=request.sha)
+            spec = probe_spec(
+                request.asv.benchmark_dir, order, request.changed_lines, settings.benchmark_timeout_s, str(out)
+            )
+            step("select", [str(venv / "bin" / "python"), "-c", PROBE_DRIVER, spec], budget)
+            probe = read_probe(out.read_text()) if out.exists() else {}
+        return select_benchmarks(discovered, request.changed_lines, probe, settings, salt=request.sha)

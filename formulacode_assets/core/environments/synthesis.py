@@ -41,8 +41,11 @@ from formulacode_assets.core.environments.install_analysis import (
     Interpreter,
     analyze_install,
 )
+from formulacode_assets.core.environments.pin_dates import flag_old_pins, pin_dates
 from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
 from formulacode_assets.core.environments.validation import ValidationRequest, ValidationResult, Validator
+from formulacode_assets.core.measurement.selection import changed_lines
+from formulacode_assets.core.mining.git import GitError
 
 _ATTEMPT_TAIL = 2000
 
@@ -66,6 +69,8 @@ class SynthesisSettings:
     resolve_timeout_s: float = 300
     asv_requirement: str = "asv>=0.6"
     max_workers: int = 1  # repositories in parallel (commits of one repository run in order)
+    pin_index_url: str | None = None  # JSON simple API for pin release dates (None: no date lookups)
+    max_pin_age_days: int = 730
 
 
 def targets_from_perf_commits(rows: Iterable[Mapping]) -> list[ContextTarget]:
@@ -117,6 +122,21 @@ def _attempt_record(n: int, candidate: Candidate, result: ValidationResult) -> d
         "stdout_tail": result.stdout_tail[-_ATTEMPT_TAIL:],
         "stderr_tail": result.stderr_tail[-_ATTEMPT_TAIL:],
         "steps": result.steps,
+        "n_benchmarks": len(result.benchmarks),
+        "benchmarks_selected": result.benchmarks_selected,
+        "selection": result.selection,
+    }
+
+
+def _selection_columns(result: ValidationResult) -> dict:
+    """What a validation learnt, success or not: discovered and selected benchmarks, step times."""
+    return {
+        "benchmarks": result.benchmarks,
+        "n_benchmarks": len(result.benchmarks),
+        "benchmarks_selected": result.benchmarks_selected,
+        "selection_rule": (result.selection or {}).get("rule"),
+        "selection": json.dumps(result.selection) if result.selection is not None else None,
+        "step_times": json.dumps({s["name"]: s["duration_s"] for s in result.steps}),
     }
 
 
@@ -295,6 +315,12 @@ class ContextSynthesizer:
             f"can_install={analysis.can_install})"
         )
         row = {**_base_row(month, target), **_analysis_columns(analysis), "validator": validator.name}
+        if self.settings.pin_index_url and analysis.pins:
+            dates = pin_dates(analysis.pins, self.settings.pin_index_url)
+            row["pin_release_dates"] = json.dumps(dates)
+            row["pins_flagged"] = flag_old_pins(dates, analysis.commit_datetime, self.settings.max_pin_age_days)
+            if row["pins_flagged"]:
+                self.log(f"{target.repo_name}@{target.base_sha[:12]}: old pins {row['pins_flagged']}")
         nearest = self.registry.nearest_earlier(
             target.repo_name, analysis.commit_date, exclude_sha=target.base_sha, validator=validator.name
         )
@@ -303,11 +329,17 @@ class ContextSynthesizer:
 
         def attempt(candidate: Candidate) -> ValidationResult:
             self.log(f"{target.repo_name}@{target.base_sha[:12]}: validating {candidate.origin} with {validator.name}")
-            result = validator.validate(self._request(analysis, candidate, mirror), repeats=self.settings.repeats)
+            request = self._request(analysis, candidate, mirror, changed)
+            result = validator.validate(request, repeats=self.settings.repeats)
             attempts.append(_attempt_record(len(attempts) + 1, candidate, result))
             history.append(f"attempt {len(attempts)} ({candidate.source}): {result.stage_failed}: {result.reason}")
             return result
 
+        try:
+            changed = changed_lines(mirror, target.base_sha, target.merge_commit_shas)
+        except GitError as exc:  # a missing merge commit: select without it (the sample rule)
+            self.log(f"{target.repo_name}@{target.base_sha[:12]}: no changed lines ({exc.reason[:200]})")
+            changed = {}
         tried: set[str] = set()
         for candidate in initial_candidates(analysis, nearest):
             tried.add(candidate.digest)
@@ -375,6 +407,7 @@ class ContextSynthesizer:
             reason += f"; then {attempts[-1]['origin']}: {attempts[-1]['reason']}"
         return {
             **row,
+            **_selection_columns(result),
             "build_env_sh": candidate.script,
             "script_source": candidate.source,
             "reused": False,
@@ -409,7 +442,9 @@ class ContextSynthesizer:
             return row
         return {**row, **_analysis_columns(analysis)}
 
-    def _request(self, analysis: InstallAnalysis, candidate: Candidate, mirror: Path) -> ValidationRequest:
+    def _request(
+        self, analysis: InstallAnalysis, candidate: Candidate, mirror: Path, changed: dict | None = None
+    ) -> ValidationRequest:
         return ValidationRequest(
             repo_name=analysis.repo_name,
             sha=analysis.sha,
@@ -420,6 +455,7 @@ class ContextSynthesizer:
             asv=analysis.settings,
             exclude_newer=analysis.resolution_cutoff,
             asv_requirement=self.settings.asv_requirement,
+            changed_lines=changed or {},
         )
 
     def _validated(
@@ -450,6 +486,7 @@ class ContextSynthesizer:
         )
         return {
             **row,
+            **_selection_columns(result),
             "python_version_built": result.python_version,
             "build_env_sh": candidate.script,
             "script_source": candidate.source,
@@ -458,8 +495,6 @@ class ContextSynthesizer:
             "attempt_log": json.dumps(attempts),
             "stdout_tail": result.stdout_tail,
             "stderr_tail": result.stderr_tail,
-            "benchmarks": result.benchmarks,
-            "n_benchmarks": len(result.benchmarks),
             "benchmarks_failed": result.benchmarks_failed,
             "benchmarks_stable": result.stable,
             "validations": result.repeats,

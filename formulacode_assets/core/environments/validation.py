@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ class ValidationRequest:
     asv: AsvSettings
     exclude_newer: str  # ISO date: nothing newer gets installed
     asv_requirement: str = "asv>=0.6"
+    # Base lines the context's changes rewrite ({path: [lines]}): they decide which benchmarks run.
+    changed_lines: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +62,8 @@ class ValidationResult:
     repeats: int = 0
     stable: bool | None = None  # same discovered and timed sets in every repeat
     steps: list[dict] = field(default_factory=list)  # name, returncode, duration_s per step
+    benchmarks_selected: list[str] = field(default_factory=list)  # what the quick run timed
+    selection: dict | None = None  # Selection.as_dict(): the rule per benchmark, probe counts
 
 
 class Validator(ABC):
@@ -78,13 +83,29 @@ class Validator(ABC):
 # ---------------------------------------------------------------------------------------------
 
 
-def asv_commands(asv_bin: str, conf_path: str, sha: str) -> dict[str, list[str]]:
-    """The asv steps every validator runs, as argument lists (cwd: the repository root)."""
+def asv_commands(
+    asv_bin: str,
+    conf_path: str,
+    sha: str,
+    *,
+    bench_patterns: Sequence[str] = (),
+    benchmark_timeout: float | None = None,
+) -> dict[str, list[str]]:
+    """The asv steps every validator runs, as argument lists (cwd: the repository root).
+
+    ``bench_patterns`` limits the quick run to the selected benchmarks; ``benchmark_timeout``
+    overrides every benchmark's own ``timeout`` attribute (asv kills a benchmark past it).
+    """
     common = ["--machine", MACHINE, "--config", conf_path]
+    run = [asv_bin, "run", "--python=same", "--quick", "--show-stderr", "--set-commit-hash", sha]
+    for pattern in bench_patterns:
+        run += ["--bench", pattern]
+    if benchmark_timeout:
+        run += ["--attribute", f"timeout={benchmark_timeout:g}"]
     return {
         "machine": [asv_bin, "machine", "--yes", *common],
         "discovery": [asv_bin, "run", "--python=same", "--bench", "just-discover", *common],
-        "run": [asv_bin, "run", "--python=same", "--quick", "--show-stderr", "--set-commit-hash", sha, *common],
+        "run": [*run, *common],
     }
 
 
@@ -153,18 +174,25 @@ class Repeat:
 
 
 def judge_repeat(
-    discovered: list[str] | None, results: dict[str, bool] | None
+    discovered: list[str] | None, results: dict[str, bool] | None, required: Sequence[str] | None = None
 ) -> tuple[Repeat | None, str | None, str | None]:
-    """``(repeat, failed stage, reason)`` for one discovery + quick run."""
+    """``(repeat, failed stage, reason)`` for one discovery + quick run.
+
+    ``required`` (the benchmarks selected for the change): at least one of them must time; the
+    others that fail are recorded, not fatal.
+    """
     if not discovered:
         reason = "asv discovered no benchmarks" if discovered == [] else "asv benchmark discovery wrote no benchmarks"
         return None, "discovery", reason
     if results is None:
         return None, "run", "the quick run recorded no result file"
     timed = sorted(name for name, ok in results.items() if ok)
+    ran = sorted(results) if required is not None else discovered
     if not timed:
-        return None, "run", f"the quick run produced no timing for any of {len(discovered)} benchmarks"
-    return Repeat(discovered, timed, sorted(set(discovered) - set(timed))), None, None
+        return None, "run", f"the quick run produced no timing for any of {len(ran)} benchmarks"
+    if required and not set(required) & set(timed):
+        return None, "run", f"none of the {len(required)} benchmarks selected for the change produced a timing"
+    return Repeat(discovered, timed, sorted(set(ran) - set(timed))), None, None
 
 
 def combine_repeats(result: ValidationResult, repeats: list[Repeat]) -> ValidationResult:
@@ -172,6 +200,7 @@ def combine_repeats(result: ValidationResult, repeats: list[Repeat]) -> Validati
     result.repeats = len(repeats)
     result.benchmarks = sorted(set.intersection(*(set(r.discovered) for r in repeats)))
     result.benchmarks_with_results = sorted(set.intersection(*(set(r.timed) for r in repeats)))
-    result.benchmarks_failed = sorted(set(result.benchmarks) - set(result.benchmarks_with_results))
+    ran = set.union(*(set(r.timed) | set(r.failed) for r in repeats))
+    result.benchmarks_failed = sorted(ran - set(result.benchmarks_with_results))
     result.stable = all(r.discovered == repeats[0].discovered and r.timed == repeats[0].timed for r in repeats)
     return result

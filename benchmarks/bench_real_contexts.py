@@ -1,0 +1,62 @@
+"""Contexts on a real asv project: how many validate, time per context, first vs later commits.
+
+Usage (a bare mirror from the ``fetch`` tool; a handful of commits, oldest first):
+
+    uv run python benchmarks/bench_real_contexts.py /work/.mirror/networkx+networkx/repo networkx/networkx \
+        c1c468d5... f77c3b68... 7f7afab1...
+
+Each commit's context is built at its first parent with the local validator (selection + budget),
+sharing one uv cache and one registry, so the second commit starts from the first one's script.
+Prints a markdown table row per context.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from formulacode_assets.core.environments.install_analysis import default_pyenv_root, discover_interpreters
+from formulacode_assets.core.environments.local_validator import LocalValidator
+from formulacode_assets.core.environments.registry import ContextRegistry
+from formulacode_assets.core.environments.synthesis import ContextSynthesizer, ContextTarget, SynthesisSettings
+
+
+def main(mirror: str, repo_name: str, shas: list[str]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="fc-bench-contexts-"))
+    synthesizer = ContextSynthesizer(
+        registry=ContextRegistry(work / "registry.sqlite"),
+        validator=LocalValidator(work_root=work / "work", uv_cache_dir=work / "uv", validation_budget=600),
+        mirror_path=lambda name: Path(mirror),
+        interpreters=discover_interpreters(default_pyenv_root()),
+        settings=SynthesisSettings(repeats=1, max_agent_attempts=0),
+        cache_dir=work / "cache",
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print("| commit | status | stage | s total | s build | benchmarks | selected | rule | reason |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for sha in shas:
+        parent = subprocess.run(
+            ["git", f"--git-dir={mirror}", "rev-parse", f"{sha}^1"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        target = ContextTarget(repo_name, parent, (sha,), (), datetime.now(UTC))
+        started = time.monotonic()
+        row = synthesizer.context_row("bench", target)
+        steps = json.loads(row.get("step_times") or "{}")
+        if row["status"] != "ok":
+            print(f"--- {sha[:10]} output tails:\n{(row.get('stdout_tail') or '')[-1500:]}\n"
+                  f"{(row.get('stderr_tail') or '')[-1500:]}", file=sys.stderr)  # fmt: skip
+        print(
+            f"| {sha[:10]} | {row['status']} | {row.get('stage_failed') or ''} | {time.monotonic() - started:.0f} "
+            f"| {steps.get('build', 0):.0f} | {row.get('n_benchmarks')} | {len(row.get('benchmarks_selected') or [])} "
+            f"| {row.get('selection_rule')} | {(row.get('reason') or '')[:80]} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
