@@ -35,6 +35,7 @@ UNIQUE_KEYS = "unique_keys"
 CONTRACT = "contract"
 FAILURE_RATE = "failure_rate"
 MERGED_AT_IN_WINDOW = "merged_at_in_window"
+MONTHLY_CHECK_NAMES = frozenset({UNIQUE_KEYS, CONTRACT, FAILURE_RATE, MERGED_AT_IN_WINDOW})
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,7 @@ def test_webserver_serves_the_asset_graph(tmp_path):
             "images": ["contexts"],
             "tasks": ["contexts", "images", "perf_commits"],
             "dataset": ["tasks"],
+            "human_speedups": ["contexts"],
         }
         monthly = [n for n in nodes if n["assetKey"]["path"] != ["dataset_overview"]]
         assert all(n["isPartitioned"] and n["hasAssetChecks"] for n in monthly)

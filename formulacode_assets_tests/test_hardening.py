@@ -190,6 +190,12 @@ PER_RUN_COLUMNS = {
     "validations",
     "duration_s",
     "benchmarks_failed",
+    # How this run validated (issue 9): the benchmark selection and step times; a reused row did not
+    # validate, so it has none.
+    "benchmarks_selected",
+    "selection_rule",
+    "selection",
+    "step_times",
 }
 
 

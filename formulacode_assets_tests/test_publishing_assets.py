@@ -175,7 +175,13 @@ def test_sample_contexts_are_built_and_pushed_and_a_rerun_builds_nothing(
         assert task["benchmarks"] == image["benchmarks"] and task["image_digest"] == image["digest"]
         assert task["patch"] and task["merged_at"].strftime("%Y-%m") == "2024-02"
     checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations() if c.asset_key.path[-1] == "tasks"}
-    assert checks == {"contract": True, "failure_rate": True, "decontamination": True}
+    assert checks == {
+        "unique_keys": True,
+        "contract": True,
+        "failure_rate": True,
+        "merged_at_in_window": True,
+        "decontamination": True,
+    }
 
     # The dataset folder loads as a Hugging Face dataset, by month and whole.
     import datasets

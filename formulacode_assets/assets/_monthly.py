@@ -32,7 +32,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from formulacode_assets.checks import contract_check_specs, monthly_check_results
+from formulacode_assets.checks import MONTHLY_CHECK_NAMES, contract_check_specs, monthly_check_results
 from formulacode_assets.core.contracts import Contract
 from formulacode_assets.partitions import monthly_partitions
 
@@ -193,6 +193,8 @@ def monthly_checks(
 ) -> Iterator[Output | AssetCheckEvaluation]:
     """Each month's own check results (``checks.monthly_check_specs``), after the output was stored.
 
+    A stage's own extra checks (e.g. ``tasks``' decontamination) are left to the stage.
+
     Dagster evaluates an ``AssetCheckResult`` once per step, for the whole range; a single-run
     backfill therefore yields one evaluation per check **and month**, linked to that month's
     materialization, and the checks' (Nothing) outputs once.
@@ -202,7 +204,7 @@ def monthly_checks(
     specs = {
         spec.name: (name, spec)
         for name, spec in context.assets_def.check_specs_by_output_name.items()
-        if spec.asset_key == asset_key and spec.key in selected
+        if spec.asset_key == asset_key and spec.key in selected and spec.name in MONTHLY_CHECK_NAMES
     }
     for output_name, _spec in specs.values():
         yield Output(None, output_name=output_name)
