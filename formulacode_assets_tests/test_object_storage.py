@@ -23,6 +23,11 @@ MINING = [repos_discovered, repos_valid, merge_commits, patches]
 
 @pytest.fixture
 def s3_env(monkeypatch, moto_s3):  # noqa: F811
+    # fsspec caches filesystems per argument set: one made by an earlier test would point at that
+    # test's (stopped) endpoint.
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
     for key, value in moto_s3.env().items():
         monkeypatch.setenv(key, value)
     return moto_s3

@@ -56,7 +56,7 @@ class DockerEngineResource(ConfigurableResource):
             finally:
                 client.close()
         except Exception as exc:  # no socket, permission denied, API error
-            return False, f"docker engine at {self.base_url} unreachable: {type(exc).__name__}: {exc}"[:300]
+            return False, f"docker engine at {self.base_url} unreachable: {exc}"[:300]
         return True, f"docker engine {version} at {self.base_url}"
 
     def ca_bundle(self) -> Path | None:
