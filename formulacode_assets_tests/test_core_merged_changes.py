@@ -6,6 +6,7 @@ import pytest
 
 from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.mining.merged_changes import (
+    log_records,
     merge_commit_rows,
     merged_changes_in_window,
     parse_pr_reference,
@@ -150,3 +151,28 @@ def test_unknown_branch_becomes_a_failed_row(repo):
 )
 def test_parse_pr_reference(message, parents, expected):
     assert parse_pr_reference(message, parents) == expected
+
+
+def test_issue12_point5_author_with_unit_separator_is_one_ordinary_row(repo):
+    """Issue 12 point 5: a \\x1f in an author name (the old field separator) no longer breaks the month."""
+    _seed(repo)
+    odd = repo.commit(
+        "Odd author (#7)", {"pkg/core.py": "x = 3\n"}, date="2024-02-02T10:00:00Z", author="Eve\x1fMallory"
+    )
+    fine = repo.commit("Fine author (#8)", {"pkg/core.py": "x = 4\n"}, date="2024-02-03T10:00:00Z")
+    rows = merge_commit_rows(repo.path / ".git", "o/r", "main", "2024-02-01", *FEB)
+    assert [(r["merge_commit_sha"], r["status"]) for r in rows] == [(odd, "ok"), (fine, "ok")]
+    assert rows[0]["author"] == "Eve\x1fMallory" and rows[0]["pr_number"] == 7 and rows[0]["title"] == "Odd author"
+    assert rows[1]["author"] == "Ada Author" and rows[1]["pr_number"] == 8
+
+
+def test_issue12_point5_a_malformed_log_record_is_one_failed_row():
+    """Issue 12 point 5, parsed defensively: a record git should never emit costs only itself."""
+    good = "\0".join(["a" * 40, "b" * 40, "Ann", "ann@x", "1706868000", "1706868000", "Fix (#1)\n"])
+    bad = "\0".join(["c" * 40, "b" * 40, "Bob", "bob@x", "not-a-date", "1706868000", "Broken\n"])
+    records = log_records(f"{good}\0{bad}\0{good}\0".encode())
+    assert records[0][0] == "a" * 40 and records[-1][0] == "a" * 40
+    assert records[1] == "c" * 40
+    with_nul = "\0".join(["d" * 40, "", "Nul", "n@x", "1706868000", "1706868000", "Title\0more body\n"])
+    (record,) = log_records(f"{with_nul}\0".encode())
+    assert record[6] == "Title\0more body\n"

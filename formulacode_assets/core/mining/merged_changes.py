@@ -18,7 +18,12 @@ WALK_SLACK = timedelta(days=60)
 _MERGE_PR = re.compile(r"^Merge pull request #(\d+) from \S+")
 _TRAILING_PR = re.compile(r"\s*\(#(\d+)\)\s*$")
 _FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%ct", "%B")
-_LOG_FORMAT = "%x1f".join(_FIELDS)
+# Fields are NUL-separated and, with ``-z``, records are NUL-terminated: git cannot put a NUL inside
+# an ident or a date, so any byte an author chose (\x1f included) stays inside its field.
+_LOG_FORMAT = "%x00".join(_FIELDS)
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_PARENTS = re.compile(r"^([0-9a-f]{40,64}( [0-9a-f]{40,64})*)?$")
+_DIGITS = re.compile(r"^-?\d+$")
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,55 @@ def _utc(timestamp: str) -> datetime:
     return datetime.fromtimestamp(int(timestamp), tz=UTC)
 
 
+def _looks_like_record(tokens: list[str], i: int) -> bool:
+    return i + 1 < len(tokens) and bool(_SHA.match(tokens[i])) and bool(_PARENTS.match(tokens[i + 1]))
+
+
+def _starts_record(tokens: list[str], i: int) -> bool:
+    return (
+        i + 6 < len(tokens)
+        and _looks_like_record(tokens, i)
+        and bool(_DIGITS.match(tokens[i + 4]))
+        and bool(_DIGITS.match(tokens[i + 5]))
+    )
+
+
+def log_records(out: bytes) -> list[tuple[str, ...] | str]:
+    """Split ``git log -z --format=_LOG_FORMAT`` output into 7-field records.
+
+    A record that does not have the expected shape (a message with a raw NUL, a crafted object)
+    is returned as the text of its first token (its sha, when it has one) so that the caller can
+    make it one failed row; the records around it are unaffected.
+    """
+    tokens = out.decode("utf-8", "replace").split("\0")
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    records: list[tuple[str, ...] | str] = []
+    i = 0
+    while i < len(tokens):
+        if _starts_record(tokens, i):
+            fields = tokens[i : i + 7]
+            i += 7
+            # A raw NUL inside a message splits it: keep the pieces until the next record starts.
+            while i < len(tokens) and not _looks_like_record(tokens, i):
+                fields[6] += "\0" + tokens[i]
+                i += 1
+            records.append(tuple(fields))
+        else:
+            records.append(tokens[i][:64])
+            i += 1
+            while i < len(tokens) and not _starts_record(tokens, i):
+                i += 1
+    return records
+
+
 def merged_changes_in_window(git_dir: Path, branch: str, start: datetime, end: datetime) -> list[MergedChange]:
     """First-parent commits of ``branch`` whose committer date is in ``[start, end)`` (UTC), oldest first."""
+    return [c for c in _window_records(git_dir, branch, start, end) if isinstance(c, MergedChange)]
+
+
+def _window_records(git_dir: Path, branch: str, start: datetime, end: datetime) -> list[MergedChange | str]:
+    """The window's changes, oldest first; an unparseable commit record is kept as its sha text."""
     since = int((start - WALK_SLACK).timestamp())
     until = int(end.timestamp())
     out = run_git(
@@ -85,12 +137,17 @@ def merged_changes_in_window(git_dir: Path, branch: str, start: datetime, end: d
             "--",
         ],
     )
-    changes: list[MergedChange] = []
-    for record in out.decode("utf-8", "replace").split("\0"):
-        if not record:
+    changes: list[MergedChange | str] = []
+    for record in log_records(out):
+        if isinstance(record, str):
+            changes.append(record)
             continue
-        sha, parents, author, email, authored, committed, message = record.split("\x1f", 6)
-        merged_at = _utc(committed)
+        sha, parents, author, email, authored, committed, message = record
+        try:
+            merged_at, authored_at = _utc(committed), _utc(authored)
+        except (ValueError, OverflowError, OSError):
+            changes.append(sha)
+            continue
         if not (start <= merged_at < end):
             continue
         parent_list = parents.split()
@@ -105,7 +162,7 @@ def merged_changes_in_window(git_dir: Path, branch: str, start: datetime, end: d
                 body=body,
                 author=author,
                 author_email=email,
-                authored_at=_utc(authored),
+                authored_at=authored_at,
                 merged_at=merged_at,
                 merge_style=style,
             )
@@ -129,12 +186,20 @@ def merge_commit_rows(
 ) -> list[dict]:
     """The month's ``merge_commits`` rows of one repository; a git failure becomes one failed row."""
     try:
-        changes = merged_changes_in_window(git_dir, branch, start, end)
+        changes = _window_records(git_dir, branch, start, end)
     except GitError as exc:
         return [{"month": month, "repo_name": repo_name, "status": "failed", "reason": f"git log failed: {exc.reason}"}]
-    return [
-        {"month": month, "repo_name": repo_name, **vars(change), "status": "ok", "reason": None} for change in changes
-    ]
+    rows = []
+    for change in changes:
+        if isinstance(change, MergedChange):
+            rows.append({"month": month, "repo_name": repo_name, **vars(change), "status": "ok", "reason": None})
+        else:
+            sha = change if _SHA.match(change) else None
+            reason = f"unparseable git log record {change[:40]!r}"
+            rows.append(
+                {"month": month, "repo_name": repo_name, "merge_commit_sha": sha, "status": "failed", "reason": reason}
+            )
+    return rows
 
 
 def commits_by_sha(git_dir: Path, shas: list[str]) -> dict[str, dict]:
@@ -147,9 +212,9 @@ def commits_by_sha(git_dir: Path, shas: list[str]) -> dict[str, dict]:
         input="".join(f"{sha}\n" for sha in shas).encode(),
     )
     commits = {}
-    for record in out.decode("utf-8", "replace").split("\0"):
-        if record:
-            sha, parents, author, email, authored, committed, _message = record.split("\x1f", 6)
+    for record in log_records(out):
+        if isinstance(record, tuple):
+            sha, parents, author, email, authored, committed, _message = record
             commits[sha] = {
                 "parents": parents.split(),
                 "author": author,
