@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from github import Auth, Github, GithubException, GithubRetry
+if TYPE_CHECKING:
+    from github import Github
+
+# PyGithub (with cryptography, jwt, nacl, requests) takes ~0.5 s to import: it is imported where a
+# client is built, so loading the definitions (the CLI, the UI) does not pay for it.
 
 
 class GitHubRequestError(RuntimeError):
@@ -23,8 +28,15 @@ class GitHubRequestError(RuntimeError):
         super().__init__(self.reason)
 
 
+def github_exception() -> type[Exception]:
+    """PyGithub's error class, imported on first use."""
+    from github import GithubException
+
+    return GithubException
+
+
 def request_error(what: str, exc: Exception) -> GitHubRequestError:
-    if isinstance(exc, GithubException):
+    if isinstance(exc, github_exception()):
         data = exc.data if isinstance(exc.data, dict) else {}
         return GitHubRequestError(what, exc.status, str(data.get("message", ""))[:200])
     # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
@@ -49,6 +61,8 @@ class GitHubClientPool:
     """One PyGithub client per token; each call takes the client with the most remaining quota."""
 
     def __init__(self, settings: GitHubSettings):
+        from github import Auth, Github, GithubRetry
+
         self.settings = settings
         retry = GithubRetry(
             total=settings.max_retries,
