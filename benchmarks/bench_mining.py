@@ -40,7 +40,7 @@ from formulacode_assets.core.mining.git import git_env, run_git
 from formulacode_assets.core.mining.mirror import sync_mirror
 
 # Bump when the generator changes so cached repositories are rebuilt.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 BRANCH = "main"
 BENCHMARK_DIR = "benchmarks"
 ASV_CONF = "asv.conf.json"
@@ -66,7 +66,13 @@ _PROSE = _PROSE_TEXT.split()
 _TZ_OFFSETS = ("+0000", "-0800", "-0700", "-0500", "-0400", "-0300", "+0100", "+0200", "+0530", "+0800", "+0900")
 _SUBJECT_VERBS = ("Fix", "Add", "Speed up", "Refactor", "Document", "Remove", "Support", "Avoid", "Use", "Improve")
 _COMMIT_KIND_WEIGHTS = {"squash": 55, "merge": 25, "direct": 20}
-_FILES_PER_COMMIT = ((1, 2, 3, 4, 5), (34, 28, 18, 12, 8))
+# Real-shaped (pydata/xarray first-parent, 2023-06..2024-05): files per change p50 2, p90 8, max 61;
+# changed lines p50 28, p90 254, p99 1451; message p50 228, p90 935, max 7477 characters.
+_FILES_PER_COMMIT = ((1, 2, 3, 4, 5, 6, 8, 12, 20, 40, 60), (30, 24, 12, 8, 6, 5, 5, 4, 3, 2, 1))
+_HUNKS_PER_FILE = ((1, 2, 3, 4, 6, 10), (40, 25, 14, 10, 7, 4))
+_LINES_PER_HUNK = ((1, 2, 3, 4, 8, 16, 40, 120), (22, 20, 16, 14, 12, 9, 5, 2))
+_BODY_MEDIAN_CHARS, _BODY_SIGMA, _BODY_MAX_CHARS = 228, 1.1, 8000
+_PR_TEMPLATE = ("- [x] Closes #{n}", "- [x] Tests added", "- [x] User visible changes documented in whats-new.rst")
 
 
 @dataclass(frozen=True)
@@ -208,9 +214,9 @@ class _Tree:
         if self.kind[path] == "conf":
             new_line = lambda r: f'    "{_ident(r)}": "{r.randint(0, 99)}",'  # noqa: E731
         target = self.target[path]
-        for _ in range(rng.choice((1, 1, 2, 2, 3))):
+        for _ in range(rng.choices(*_HUNKS_PER_FILE)[0]):
             at = rng.randrange(len(content) + 1)
-            k = rng.randint(1, 4)
+            k = rng.choices(*_LINES_PER_HUNK)[0]
             if rng.random() < 0.5 and at < len(content):
                 k = min(k, len(content) - at)
                 content[at : at + k] = [new_line(rng) for _ in range(k)]
@@ -281,6 +287,17 @@ class _Stream:
         return mark
 
 
+def _body(rng: random.Random, pr: int) -> str:
+    """A PR description of real length: log-normal around the real median, sometimes a template."""
+    want = min(_BODY_MAX_CHARS, int(rng.lognormvariate(0, _BODY_SIGMA) * _BODY_MEDIAN_CHARS))
+    lines: list[str] = []
+    while sum(len(line) + 1 for line in lines) < want:
+        lines.append(_text_line(rng))
+    if rng.random() < 0.4:
+        lines += ["", *(t.format(n=pr - rng.randint(1, 50)) for t in _PR_TEMPLATE)]
+    return "\n".join(lines).strip("\n")
+
+
 def _first_parent_times(spec: RepoSpec, rng: random.Random) -> list[int]:
     """Evenly spaced committer times with jitter: strictly increasing, the same density for any size."""
     times = []
@@ -322,7 +339,7 @@ def _generate_stream(spec: RepoSpec, stream: _Stream) -> int:
         kind = rng.choices(list(_COMMIT_KIND_WEIGHTS), weights=list(_COMMIT_KIND_WEIGHTS.values()))[0]
         author = rng.choice(people)
         title = f"{rng.choice(_SUBJECT_VERBS)} {' '.join(rng.choices(_WORDS + _PROSE, k=rng.randint(2, 7)))}"
-        body = "\n".join(_text_line(rng) for _ in range(rng.choice((0, 0, 1, 3, 6))))
+        body = _body(rng, pr)
         authored = when - rng.randint(60, 14 * 86400)
         if kind == "merge":
             # A 1-3 commit side branch forked from a recent mainline commit, merged with --no-ff.
@@ -331,14 +348,13 @@ def _generate_stream(spec: RepoSpec, stream: _Stream) -> int:
             parent = fork
             side_times = sorted(rng.randint(authored, when - 1) for _ in range(rng.randint(1, 3)))
             for t in side_times:
-                budget = 5 - len(side_changes)
-                changed = edit_paths(tree.pick_paths(rng.randint(1, max(1, min(2, budget)))))
+                changed = edit_paths(tree.pick_paths(n_files()))
                 side_changes.update(changed)
                 sig = (who(author), t, author[1])
                 parent = stream.commit("refs/heads/_side", sig, sig, title, [parent], changed)
                 total += 1
             branch = f"{author[0].split()[0].lower()}/{'-'.join(title.lower().split()[:3])}"
-            message = f"Merge pull request #{pr} from {branch}\n\n{title}\n"
+            message = f"Merge pull request #{pr} from {branch}\n\n{title}\n\n{body}\n"
             committer = (github, when, "+0000")
             mark = stream.commit(
                 f"refs/heads/{BRANCH}",
@@ -443,13 +459,13 @@ class Month:
         return cls(start.strftime("%Y-%m-%d"), start, end)
 
 
-def pipeline(mirror: Path, repo_name: str, month: Month) -> list[dict]:
+def pipeline(mirror: Path, repo_name: str, month: Month, branch: str = BRANCH) -> list[dict]:
     """What the ``merge_commits`` and ``patches`` assets do for one repository-month."""
-    rows = merged_changes.merge_commit_rows(mirror, repo_name, BRANCH, month.key, month.start, month.end)
+    rows = merged_changes.merge_commit_rows(mirror, repo_name, branch, month.key, month.start, month.end)
     return patches.patch_rows(mirror, rows, BENCHMARK_DIR, ASV_CONF)
 
 
-def baseline(mirror: Path, month: Month) -> bytes:
+def baseline(mirror: Path, month: Month, branch: str = BRANCH) -> bytes:
     """One plain ``git log -p --numstat`` over the same first-parent window, output read and dropped."""
     return run_git(
         mirror,
@@ -462,7 +478,7 @@ def baseline(mirror: Path, month: Month) -> bytes:
             "--no-renames",  # the pipeline's diff-tree uses --no-renames: the same diffs
             f"--since=@{int(month.start.timestamp())}",
             f"--until=@{int(month.end.timestamp()) - 1}",
-            f"refs/heads/{BRANCH}",
+            f"refs/heads/{branch}",
             "--",
         ],
     )
@@ -544,13 +560,13 @@ def git_timer() -> Iterator[dict[str, float]]:
         yield spent
 
 
-def breakdown(mirror: Path, repo_name: str, month: Month, repeats: int) -> dict:
+def breakdown(mirror: Path, repo_name: str, month: Month, repeats: int, branch: str = BRANCH) -> dict:
     """Median seconds of each stage, split into the git subprocess and the Python around it."""
     samples: dict[str, list[float]] = {k: [] for k in ("log_git", "log_py", "diff_git", "diff_py")}
     for _ in range(repeats):
         with git_timer() as spent:
             t0 = time.perf_counter()
-            rows = merged_changes.merge_commit_rows(mirror, repo_name, BRANCH, month.key, month.start, month.end)
+            rows = merged_changes.merge_commit_rows(mirror, repo_name, branch, month.key, month.start, month.end)
             t1 = time.perf_counter()
             patches.patch_rows(mirror, rows, BENCHMARK_DIR, ASV_CONF)
             t2 = time.perf_counter()
@@ -561,7 +577,7 @@ def breakdown(mirror: Path, repo_name: str, month: Month, repeats: int) -> dict:
     return {k: round(statistics.median(v) * 1e3, 2) for k, v in samples.items()}
 
 
-def walked_commits(mirror: Path, month: Month) -> int:
+def walked_commits(mirror: Path, month: Month, branch: str = BRANCH) -> int:
     """First-parent commits the pipeline's ``git log`` formats (its window starts WALK_SLACK early)."""
     since = int((month.start - merged_changes.WALK_SLACK).timestamp())
     out = run_git(
@@ -572,7 +588,7 @@ def walked_commits(mirror: Path, month: Month) -> int:
             "--count",
             f"--since=@{since}",
             f"--until=@{int(month.end.timestamp())}",
-            BRANCH,
+            branch,
         ],
     )
     return int(out)
@@ -665,6 +681,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--month", default="2024-12", help="the recent month measured (default 2024-12)")
     parser.add_argument("--mid-month", default="2022-06", help="the month in the middle (default 2022-06)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:BRANCH]@YYYY-MM",
+        help="also measure a real mirror month, e.g. pydata/xarray=/work/.mirror/pydata+xarray/repo:main@2024-01;\n"
+        "the path is mirrored with sync_mirror first, as production does (repeatable)",
+    )
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the large-mirror pipeline month")
     args = parser.parse_args(argv)
     args.large = args.large or (2000 if args.quick else 20000)
@@ -703,31 +727,42 @@ def main(argv: list[str] | None = None) -> int:
 
     recent, mid = Month.of(args.month), Month.of(args.mid_month)
     windows = {
-        "large-recent": (mirrors["large"], "fcbench/large", recent),
-        "small-recent": (mirrors["small"], "fcbench/small", recent),
-        "large-mid": (mirrors["large"], "fcbench/large", mid),
+        "large-recent": (mirrors["large"], "fcbench/large", recent, BRANCH),
+        "small-recent": (mirrors["small"], "fcbench/small", recent, BRANCH),
+        "large-mid": (mirrors["large"], "fcbench/large", mid, BRANCH),
     }
+    for real in args.real:
+        name, _, rest = real.partition("=")
+        where, _, month_text = rest.rpartition("@")
+        path, _, branch = where.partition(":")
+        started = time.perf_counter()
+        synced = sync_mirror(args.workdir / "real-cache", name, str(Path(path).resolve()), branch or None)
+        print(f"real {name}: mirror {synced.action} in {time.perf_counter() - started:.1f}s -> {synced.path}")
+        windows[f"real {name}"] = (synced.path, name, Month.of(month_text), synced.default_branch)
 
     # Correctness first: the pipeline finds exactly the baseline's commits and changed lines.
     checks = {}
-    for name, (mirror, repo, month) in windows.items():
-        checks[name] = check_same_commits(pipeline(mirror, repo, month), baseline(mirror, month), name)
-        checks[name]["walked"] = walked_commits(mirror, month)
+    for name, (mirror, repo, month, branch) in windows.items():
+        checks[name] = check_same_commits(pipeline(mirror, repo, month, branch), baseline(mirror, month, branch), name)
+        checks[name]["walked"] = walked_commits(mirror, month, branch)
         assert checks[name]["commits"] > 0, f"{name}: no commits in {month.key}; check --month / --end"
 
     pairs: dict[str, tuple[Case, Case]] = {}
-    for name, (mirror, repo, month) in windows.items():
+    for name, (mirror, repo, month, branch) in windows.items():
         n, label = checks[name]["commits"], f"{name} {month.key[:7]}"
         pairs[name] = (
-            Case(f"pipeline {label}", lambda m=mirror, r=repo, w=month: pipeline(m, r, w), n),
-            Case(f"baseline {label}", lambda m=mirror, w=month: baseline(m, w), n),
+            Case(f"pipeline {label}", lambda m=mirror, r=repo, w=month, b=branch: pipeline(m, r, w, b), n),
+            Case(f"baseline {label}", lambda m=mirror, w=month, b=branch: baseline(m, w, b), n),
         )
     cases = [case for pair in pairs.values() for case in pair]
     print(f"\ntiming: 1 warm-up + {args.repeats} interleaved repeats of {len(cases)} cases ...")
     measure(cases, args.repeats)
     stats = {name: (p.stats(), b.stats()) for name, (p, b) in pairs.items()}
-    splits = {name: breakdown(mirror, repo, month, args.repeats) for name, (mirror, repo, month) in windows.items()}
-    (large_p, large_b), (small_p, small_b), (mid_p, mid_b) = (stats[k] for k in windows)
+    splits = {
+        name: breakdown(mirror, repo, month, args.repeats, branch)
+        for name, (mirror, repo, month, branch) in windows.items()
+    }
+    (large_p, large_b), (small_p, small_b), (mid_p, mid_b) = (stats[k] for k in list(windows)[:3])
     rm, mm = recent.key[:7], mid.key[:7]
     ratios = [
         ratio(f"pipeline / baseline, large, {rm}", large_p, large_b, TARGET_PIPELINE_OVER_BASELINE),
@@ -736,11 +771,17 @@ def main(argv: list[str] | None = None) -> int:
         ratio(f"pipeline large / small, {rm}", large_p, small_p, TARGET_LARGE_OVER_SMALL),
         ratio(f"baseline large / small, {rm} (git alone, no target)", large_b, small_b, None),
     ]
+    for name in list(windows)[3:]:
+        real_p, real_b = stats[name]
+        month_text = windows[name][2].key[:7]
+        ratios.append(
+            ratio(f"pipeline / baseline, {name}, {month_text}", real_p, real_b, TARGET_PIPELINE_OVER_BASELINE)
+        )
     print()
     print(report(stats, checks, ratios, splits))
 
     if args.profile:
-        mirror, repo, month = windows["large-recent"]
+        mirror, repo, month, _branch = windows["large-recent"]
         profiler = cProfile.Profile()
         profiler.runcall(pipeline, mirror, repo, month)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(20)

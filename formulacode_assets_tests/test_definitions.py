@@ -129,3 +129,14 @@ def test_instance_configs_load(tmp_path):
     assert deploy["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     assert {"postgres", "user_code", "webserver", "daemon"} <= set(compose["services"])
+
+
+def test_loading_the_definitions_imports_no_heavy_library_it_does_not_use():
+    """CLI start-up: PyGithub, DSPy, Docker, DuckDB, pandas and upath load where they are used."""
+    import subprocess
+    import sys
+
+    heavy = ("github", "dspy", "docker", "duckdb", "pandas", "upath", "fsspec", "litellm", "openai")
+    probe = f"import sys, formulacode_assets.definitions; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == ""

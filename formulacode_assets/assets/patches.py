@@ -1,6 +1,6 @@
 from itertools import groupby
 
-from dagster import AssetExecutionContext
+from dagster import AssetExecutionContext, MetadataValue
 
 from formulacode_assets.assets._monthly import (
     MonthlyInput,
@@ -10,6 +10,7 @@ from formulacode_assets.assets._monthly import (
     tables_by_month,
 )
 from formulacode_assets.core.contracts import PATCHES
+from formulacode_assets.core.mining import month_cache
 from formulacode_assets.core.mining import patches as core_patches
 from formulacode_assets.resources.git_source import GitSourceResource
 
@@ -24,25 +25,39 @@ def patches(
     """Each merged change's diff against its base, with stats, a file summary and bench/docs/core flags.
 
     One batched ``git diff-tree`` per repository-month; a change whose objects cannot be read
-    (missing blob, corrupt pack) becomes a failed row with git's reason.
+    (missing blob, corrupt pack) becomes a failed row with git's reason. A repository-month whose
+    input rows are unchanged is read from the mined-month cache, not diffed again.
     """
     changes_by_month = tables_by_month(context, merge_commits)
     repos_by_month = tables_by_month(context, repos_valid)
+    cache = month_cache.MinedMonthCache.in_cache_dir(git_source.cache_dir)
+    code_version = context.assets_def.code_versions_by_key[context.asset_key]
+    mined = {"mined": 0, "cached": 0}
     tables = {}
     for month, _start, _end in months_of_run(context):
         repos = {r["repo_name"]: r for r in repos_by_month[month].to_pylist()}
         changes = sorted(changes_by_month[month].to_pylist(), key=lambda r: r["repo_name"])
         groups = [(name, list(rows)) for name, rows in groupby(changes, key=lambda r: r["repo_name"])]
-        per_repo = git_source.map_repos(
-            lambda item, repos=repos: core_patches.patch_rows(
-                git_source.mirror_path(item[0]),
-                item[1],
-                repos.get(item[0], {}).get("benchmark_dir"),
-                repos.get(item[0], {}).get("asv_conf_path"),
-            ),
-            groups,
-        )
-        rows = [row for repo_rows in per_repo for row in repo_rows]
+
+        def diff(item: tuple[str, list[dict]], repos=repos) -> tuple[list[dict], bool]:
+            name, rows = item
+            repo = repos.get(name, {})
+            return month_cache.cached_patch_rows(
+                cache,
+                code_version,
+                git_source.mirror_path(name),
+                name,
+                rows,
+                repo.get("benchmark_dir"),
+                repo.get("asv_conf_path"),
+            )
+
+        per_repo = git_source.map_repos(diff, groups)
+        for _rows, was_mined in per_repo:
+            mined["mined" if was_mined else "cached"] += 1
+        rows = [row for repo_rows, _was_mined in per_repo for row in repo_rows]
         context.log.info(f"{month}: {len(rows)} patches from {len(groups)} repositories")
         tables[month] = PATCHES.to_table(rows)
-    yield from monthly_output(context, PATCHES, tables)
+    yield from monthly_output(
+        context, PATCHES, tables, {f"repo_months_{k}": MetadataValue.int(v) for k, v in mined.items()}
+    )

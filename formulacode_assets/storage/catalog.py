@@ -14,8 +14,6 @@ import re
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Filtered views that are queries over an asset's view, created when that asset has data.
@@ -45,6 +43,8 @@ def asset_folders(data_dir: Path) -> dict[str, Path]:
 
 def refresh_catalog(data_dir: Path, catalog_path: Path) -> list[str]:
     """Rebuild the catalog's views from the parquet folders under ``data_dir``; return the view names."""
+    import duckdb  # imported here: only a run that writes parquet needs it, not the CLI or the UI
+
     data_dir, catalog_path = Path(data_dir).resolve(), Path(catalog_path).resolve()
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = catalog_path.with_name(catalog_path.name + ".lock")

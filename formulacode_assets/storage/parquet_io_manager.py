@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,10 +25,12 @@ from dagster import (
     UPathIOManager,
 )
 from dagster import _check as check
-from upath import UPath
 
 from formulacode_assets.core.leftovers import sweep_dead
 from formulacode_assets.storage.catalog import refresh_catalog
+
+if TYPE_CHECKING:
+    from upath import UPath  # imported when an IO manager is built, not when the definitions load
 
 _LOCAL_PROTOCOLS = {"", "file", "local"}
 
@@ -98,6 +100,8 @@ class ParquetIOManager(ConfigurableIOManagerFactory):
     catalog_path: str | None = None
 
     def create_io_manager(self, context) -> ParquetUPathIOManager:
+        from upath import UPath
+
         base = UPath(self.base_path)
         if _is_local(base):
             base = UPath(Path(base.path).resolve())

@@ -11,8 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from github import Auth, Github, GithubException, GithubRetry
+if TYPE_CHECKING:
+    from github import Github
+
+# PyGithub (with cryptography, jwt, nacl, requests) takes ~0.5 s to import: it is imported where a
+# client is built, so loading the definitions (the CLI, the UI) does not pay for it.
 
 
 class GitHubRequestError(RuntimeError):
@@ -64,8 +69,15 @@ for _name in ("github", "github.Requester", "github.GithubRetry", "urllib3", "ur
         logging.getLogger(_name).addFilter(_FILTER)
 
 
+def github_exception() -> type[Exception]:
+    """PyGithub's error class, imported on first use."""
+    from github import GithubException
+
+    return GithubException
+
+
 def request_error(what: str, exc: Exception) -> GitHubRequestError:
-    if isinstance(exc, GithubException):
+    if isinstance(exc, github_exception()):
         data = exc.data if isinstance(exc.data, dict) else {}
         return GitHubRequestError(redact(what), exc.status, redact(str(data.get("message", "")))[:200])
     # Retry exhaustion (urllib3 MaxRetryError), timeouts, connection errors: keep the class name and
@@ -90,6 +102,8 @@ class GitHubClientPool:
     """One PyGithub client per token; each call takes the client with the most remaining quota."""
 
     def __init__(self, settings: GitHubSettings):
+        from github import Auth, Github, GithubRetry
+
         self.settings = settings
         retry = GithubRetry(
             total=settings.max_retries,

@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from github import GithubException
-
-from formulacode_assets.core.github.client import GitHubClientPool, redact, request_error
+from formulacode_assets.core.github.client import GitHubClientPool, github_exception, redact, request_error
 from formulacode_assets.core.github.response_cache import ResponseCache
 from formulacode_assets.core.github.search import SEARCH_CAP, split_size_range, split_time_window, split_until_under_cap
 
@@ -63,7 +61,7 @@ class GitHubSource:
                 "incomplete_results": bool(results.incomplete_results),
                 "items": [_search_item(kind, item) for item in items],
             }
-        except GithubException as exc:
+        except github_exception() as exc:
             raise request_error(f"search {kind} {query!r}", exc) from None
         except Exception as exc:  # retries exhausted, connection errors
             raise request_error(f"search {kind} {query!r}", exc) from None
@@ -155,7 +153,7 @@ class GitHubSource:
             gh = self.pool.client()
             try:
                 data = gh.get_repo(repo_name).raw_data
-            except GithubException as exc:
+            except github_exception() as exc:
                 if exc.status in REPO_STATUS_CODES:
                     return {
                         "status": "failed",
@@ -206,7 +204,7 @@ class GitHubSource:
                 linked = [
                     self._linked_issue(repo_name, repo, ref) for ref in linked_issue_refs(pr.body or "", repo_name)
                 ]
-            except GithubException as exc:
+            except github_exception() as exc:
                 return {"number": number, "status": "failed", "reason": request_error(f"GET {what}", exc).reason}
             except Exception as exc:
                 return {"number": number, "status": "failed", "reason": request_error(f"GET {what}", exc).reason}
@@ -245,7 +243,7 @@ class GitHubSource:
             target = pr_repo if repo_name == pr_repo_name else self.pool.client().get_repo(repo_name)
             issue = target.get_issue(number)
             return {"repo": repo_name, "number": number, "title": issue.title, "body": issue.body or ""}
-        except GithubException as exc:
+        except github_exception() as exc:
             self.log(f"linked issue {repo_name}#{number} skipped: HTTP {exc.status}")
             return None
 
