@@ -2,7 +2,6 @@ from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output, asse
 
 from formulacode_assets.assets._monthly import OWNERS, code_version_of
 from formulacode_assets.core import overview
-from formulacode_assets.storage.remote_catalog import open_catalog
 
 
 @asset(
@@ -19,6 +18,8 @@ def dataset_overview(context: AssetExecutionContext):
     Unpartitioned: it reads all months through the DuckDB views (local or S3), so materialize it
     after a backfill or the monthly run. The table is one row per (month, stage) with status counts.
     """
+    from formulacode_assets.storage.remote_catalog import open_catalog  # DuckDB + fsspec: not at definitions load
+
     data_dir = str(context.resources.io_manager._base_path)
     con = open_catalog(data_dir)
     counts = overview.counts_per_month(con)

@@ -6,8 +6,12 @@ loading partitions as inputs, so months that were never materialized are simply 
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Stages summarized per month, in pipeline order; a stage without data yet is left out.
 STAGES = ("repos_valid", "merge_commits", "patches", "perf_commits", "contexts")
