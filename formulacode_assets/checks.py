@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
-from dagster import AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PreviewWarning
+from dagster import AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue, PreviewWarning, asset_check
 
 from formulacode_assets.core.contracts import Contract
 from formulacode_assets.partitions import monthly_partitions
@@ -47,6 +47,7 @@ class MonthCheck:
     passed: bool
     severity: AssetCheckSeverity
     metadata: dict = field(default_factory=dict)
+    description: str | None = None
 
 
 def _has_time_column(contract: Contract) -> bool:
@@ -70,14 +71,33 @@ def monthly_check_specs(
     ]
     if _has_time_column(contract):
         specs.append((MERGED_AT_IN_WINDOW, True, "every merged_at lies in the month's UTC window [start, end)"))
+    return [
+        monthly_check_spec(name, asset, blocking, description, partitions_def) for name, blocking, description in specs
+    ]
+
+
+def monthly_check_spec(
+    name: str, asset: AssetKey, blocking: bool, description: str, partitions_def=monthly_partitions
+) -> AssetCheckSpec:
+    """One check partitioned by month (also for a stage's own checks, e.g. tasks' decontamination)."""
     # Partitioned checks are a Dagster preview feature; they are what makes per-month check results
-    # visible in the UI, so the warning is silenced here, the one place that uses them.
+    # visible in the UI, so the warning is silenced here, the one place that creates them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PreviewWarning)
-        return [
-            AssetCheckSpec(name, asset=asset, blocking=blocking, description=description, partitions_def=partitions_def)
-            for name, blocking, description in specs
-        ]
+        return AssetCheckSpec(
+            name, asset=asset, blocking=blocking, description=description, partitions_def=partitions_def
+        )
+
+
+def monthly_asset_check(**kwargs):
+    """``@asset_check`` partitioned by month, so a standalone check records each month's own result."""
+
+    def decorate(fn):
+        with warnings.catch_warnings():  # the preview warning, as in ``monthly_check_spec``
+            warnings.simplefilter("ignore", PreviewWarning)
+            return asset_check(partitions_def=monthly_partitions, **kwargs)(fn)
+
+    return decorate
 
 
 def contract_check_specs(contract: Contract) -> list[AssetCheckSpec]:

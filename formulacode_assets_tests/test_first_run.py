@@ -80,11 +80,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    reason="known after the merge: the stage-own checks (images_exist, decontamination) are unpartitioned, "
-    "so their evaluations carry no month; issue 14 stays open for it",
-    strict=False,
-)
 def test_readme_command_1_is_quiet_and_its_month_is_what_the_webserver_shows(tmp_path):
     home = tmp_path / "dagster_home"
     env = _env(tmp_path, home)

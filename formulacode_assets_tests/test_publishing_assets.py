@@ -135,11 +135,14 @@ def _check_images_exist(root: Path, registry: dict):
     result = materialize(
         [*mining_assets(), perf_commits, contexts, *PUBLISHING, images_exist],
         selection=AssetSelection.checks(images_exist),
+        # A check-only run names its month by tag: ``partition_key`` looks for a partitioned asset.
+        tags={"dagster/partition": MONTH},
         resources=resources,
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
     (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.partition == MONTH  # the month's own result
     return evaluation
 
 
@@ -257,7 +260,7 @@ def test_decontamination_blocks_a_task_merged_outside_its_month(validated_month,
         raise_on_error=False,
     )
     (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "decontamination"]
-    assert not check.passed
+    assert not check.passed and check.partition == MONTH
     (problem,) = check.metadata["problems"].value
     (task,) = [t for t in _table(root, "tasks") if t["merge_commit"] == moved]
     assert problem.startswith(f"{task['task_id']}: merged_at 2024-03") and "outside 2024-02-01" in problem

@@ -7,7 +7,7 @@ import inspect
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from types import ModuleType
 from typing import Any
@@ -32,7 +32,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from formulacode_assets.checks import MONTHLY_CHECK_NAMES, contract_check_specs, monthly_check_results
+from formulacode_assets.checks import MONTHLY_CHECK_NAMES, MonthCheck, contract_check_specs, monthly_check_results
 from formulacode_assets.core.contracts import Contract
 from formulacode_assets.partitions import monthly_partitions
 
@@ -191,40 +191,52 @@ def _materialization_of(context: AssetExecutionContext, asset_key: AssetKey, mon
 def monthly_checks(
     context: AssetExecutionContext, contract: Contract, tables: dict[str, pa.Table], asset_key: AssetKey | None = None
 ) -> Iterator[Output | AssetCheckEvaluation]:
-    """Each month's own check results (``checks.monthly_check_specs``), after the output was stored.
+    """Each month's own results of the generic checks (``checks.monthly_check_specs``)."""
+    windows = {key: (start, end) for key, start, end in months_of_run(context)}
+    results = [
+        result
+        for month in sorted(tables)
+        for result in monthly_check_results(contract, month, *windows[month], tables[month])
+    ]
+    yield from month_check_evaluations(context, asset_key or AssetKey(contract.name), MONTHLY_CHECK_NAMES, results)
 
-    A stage's own extra checks (e.g. ``tasks``' decontamination) are left to the stage.
+
+def month_check_evaluations(
+    context: AssetExecutionContext, asset_key: AssetKey, names: Iterable[str], results: Iterable[MonthCheck]
+) -> Iterator[Output | AssetCheckEvaluation]:
+    """Per-month verdicts of the checks ``names`` as evaluations, after the month's output was stored.
 
     Dagster evaluates an ``AssetCheckResult`` once per step, for the whole range; a single-run
     backfill therefore yields one evaluation per check **and month**, linked to that month's
-    materialization, and the checks' (Nothing) outputs once.
+    materialization, and the checks' (Nothing) outputs once. Checks not selected for the run are
+    left out.
     """
-    asset_key = asset_key or AssetKey(contract.name)
     selected = context.selected_asset_check_keys
+    names = set(names)
     specs = {
-        spec.name: (name, spec)
-        for name, spec in context.assets_def.check_specs_by_output_name.items()
-        if spec.asset_key == asset_key and spec.key in selected and spec.name in MONTHLY_CHECK_NAMES
+        spec.name: (output_name, spec)
+        for output_name, spec in context.assets_def.check_specs_by_output_name.items()
+        if spec.asset_key == asset_key and spec.key in selected and spec.name in names
     }
     for output_name, _spec in specs.values():
         yield Output(None, output_name=output_name)
-    windows = {key: (start, end) for key, start, end in months_of_run(context)}
-    for month in sorted(tables):
-        start, end = windows[month]
-        target = _materialization_of(context, asset_key, month)
-        for result in monthly_check_results(contract, month, start, end, tables[month]):
-            if result.check_name not in specs:
-                continue
-            yield AssetCheckEvaluation(
-                asset_key=asset_key,
-                check_name=result.check_name,
-                passed=result.passed,
-                metadata=result.metadata,
-                target_materialization_data=target,
-                severity=result.severity,
-                blocking=specs[result.check_name][1].blocking,
-                partition=month,
-            )
+    targets: dict[str, object] = {}
+    for result in results:
+        if result.check_name not in specs:
+            continue
+        if result.month not in targets:
+            targets[result.month] = _materialization_of(context, asset_key, result.month)
+        yield AssetCheckEvaluation(
+            asset_key=asset_key,
+            check_name=result.check_name,
+            passed=result.passed,
+            metadata=result.metadata,
+            target_materialization_data=targets[result.month],
+            severity=result.severity,
+            blocking=specs[result.check_name][1].blocking,
+            description=result.description,
+            partition=result.month,
+        )
 
 
 def monthly_output(

@@ -1,4 +1,4 @@
-from dagster import AssetCheckResult, AssetExecutionContext, MetadataValue, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, MetadataValue
 
 from formulacode_assets.assets._monthly import (
     BUILD_BACKFILL,
@@ -8,6 +8,7 @@ from formulacode_assets.assets._monthly import (
     months_of_run,
     tables_by_month,
 )
+from formulacode_assets.checks import monthly_asset_check
 from formulacode_assets.core.contracts import IMAGES
 from formulacode_assets.core.publishing import build_context, builder, image_names
 from formulacode_assets.core.publishing.builder import ImagePublisher
@@ -74,11 +75,18 @@ def images(
     yield from monthly_output(context, IMAGES, tables, metadata)
 
 
-@asset_check(asset=images, description="every pushed / exists image is in the registry (manifest lookup)")
-def images_exist(registry: RegistryResource, publishing: PublishingResource) -> AssetCheckResult:
-    """Asks the registry for every published image of every month on disk; fails naming the missing ones."""
+@monthly_asset_check(asset=images, description="every pushed / exists image of the month is in the registry")
+def images_exist(
+    context: AssetCheckExecutionContext, registry: RegistryResource, publishing: PublishingResource
+) -> AssetCheckResult:
+    """Asks the registry for the month's published images (manifest lookup); fails naming the missing ones.
+
+    Runs after each month's ``images`` (one month per run, ``BUILD_BACKFILL``), or on its own for a
+    month to see whether its images are still there.
+    """
     target = registry.registry()
-    rows = published_rows(publishing.asset_dir("images"))
+    months = context.op_execution_context.partition_keys
+    rows = published_rows(publishing.asset_dir("images"), months)
     if target is None:
         return AssetCheckResult(passed=True, metadata={"note": "no registry configured: nothing to look up"})
     missing = missing_images(target, rows)

@@ -1,23 +1,25 @@
 from collections import Counter
 
 import pyarrow.parquet as pq
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, MetadataValue
+from dagster import AssetCheckSeverity, AssetExecutionContext, AssetKey, MetadataValue
 
 from formulacode_assets.assets._monthly import (
     MonthlyInput,
+    month_check_evaluations,
     monthly_asset,
     monthly_output,
     months_of_run,
     tables_by_month,
 )
+from formulacode_assets.checks import MonthCheck, monthly_check_spec
 from formulacode_assets.core.contracts import TASKS
 from formulacode_assets.core.publishing import tasks as tasks_core
 from formulacode_assets.core.publishing.tasks import decontamination_problems, task_rows
 from formulacode_assets.resources.publishing import PublishingResource
 
-DECONTAMINATION = AssetCheckSpec(
+DECONTAMINATION = monthly_check_spec(
     "decontamination",
-    asset=AssetKey("tasks"),
+    AssetKey("tasks"),
     blocking=True,
     description="every task's merged_at lies inside its month, and no task_id appears in two months",
 )
@@ -64,15 +66,27 @@ def tasks(
         "why_empty": MetadataValue.text(why_empty or ""),
     }
     yield from monthly_output(context, TASKS, tables, metadata)
-    problems = decontamination_problems(
-        {m: t.to_pylist() for m, t in tables.items()}, windows, earlier_task_months(publishing, set(tables))
-    )
-    yield AssetCheckResult(
-        check_name="decontamination",
-        asset_key=AssetKey("tasks"),
-        passed=not problems,
-        metadata={"problems": MetadataValue.json(problems[:50]), "n_problems": MetadataValue.int(len(problems))},
-    )
+    earlier = earlier_task_months(publishing, set(tables))
+    verdicts = []
+    for month in sorted(tables):
+        # Each month against every other month of this run and on disk.
+        others = dict(earlier)
+        for other in sorted(set(tables) - {month}):
+            others.update(dict.fromkeys(tables[other].column("task_id").to_pylist(), other))
+        problems = decontamination_problems({month: tables[month].to_pylist()}, windows, others)
+        verdicts.append(
+            MonthCheck(
+                DECONTAMINATION.name,
+                month,
+                passed=not problems,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "problems": MetadataValue.json(problems[:50]),
+                    "n_problems": MetadataValue.int(len(problems)),
+                },
+            )
+        )
+    yield from month_check_evaluations(context, AssetKey("tasks"), {DECONTAMINATION.name}, verdicts)
 
 
 def earlier_task_months(publishing: PublishingResource, months: set[str]) -> dict[str, str]:

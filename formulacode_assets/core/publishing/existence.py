@@ -12,10 +12,13 @@ from formulacode_assets.core.publishing.image_names import ImageName
 from formulacode_assets.core.publishing.registries import Registry, RegistryError
 
 
-def published_rows(images_dir: Path) -> list[dict]:
-    """The ``pushed`` / ``exists`` rows of every month written under ``images_dir``."""
+def published_rows(images_dir: Path, months: Sequence[str] | None = None) -> list[dict]:
+    """The ``pushed`` / ``exists`` rows of the months written under ``images_dir`` (all, or ``months``)."""
     rows = []
+    files = {m[:7] for m in months} if months is not None else None
     for path in sorted(Path(images_dir).glob("*.parquet")):
+        if files is not None and path.stem not in files:
+            continue
         table = pq.read_table(path, columns=["month", "repo_name", "base_sha", "image_name", "digest", "status"])
         rows.extend(r for r in table.to_pylist() if r["status"] in PUBLISHED)
     return rows
