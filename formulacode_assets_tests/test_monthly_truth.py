@@ -70,6 +70,7 @@ def test_a_single_run_backfill_reports_each_months_own_materialization(backfill)
         assert metadata["dagster/row_count"].value == rows
         assert metadata["rows_ok"].value == rows and metadata["status_counts"].value == {"ok": rows}
         assert metadata["month"].value == month and metadata["file"].value == f"patches/{month[:7]}.parquet"
+        assert "paths" not in metadata  # no range-wide list of files on a month
         assert by_month[("merge_commits", month)]["dagster/row_count"].value == rows
     # The previews are the months' own rows, not the range's.
     assert by_month[("patches", MONTHS[0])]["preview"].value != by_month[("patches", MONTHS[1])]["preview"].value

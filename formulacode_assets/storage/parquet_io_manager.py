@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
-    MetadataValue,
     OutputContext,
     UPathIOManager,
 )
@@ -87,7 +86,8 @@ class ParquetUPathIOManager(UPathIOManager):
                 self.make_directory(path.parent)
                 context.log.debug(self.get_writing_output_log_message(path))
                 self.dump_to_path(context=context, obj=obj[key], path=path)
-            context.add_output_metadata({"paths": MetadataValue.json([str(p) for p in paths.values()])})
+            # No range-wide ``paths`` entry: output metadata lands on every month of the run, and
+            # each month's own ``file`` is already in its metadata (``monthly_output``).
         if self._catalog_path is not None and _is_local(self._base_path):
             views = refresh_catalog(Path(self._base_path.path), self._catalog_path)
             context.log.debug(f"DuckDB catalog {self._catalog_path} has views {views}")
