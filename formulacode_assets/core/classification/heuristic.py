@@ -112,8 +112,8 @@ _OWNER_PATH = re.compile(
 # --- context rules -------------------------------------------------------------------------------
 
 _LINT_LINE = re.compile(
-    r"\b(?:ruff|flake8[\w-]*|pylint|perflint|pyflakes|pycodestyle|refurb|pyupgrade|bugbear|cython-lint|linters?"
-    r"|linting)\b|\b[A-Z]{1,5}\d{3,4}\b"
+    r"(?i:\b(?:ruff|flake8[\w-]*|pylint|perflint|pyflakes|pycodestyle|refurb|pyupgrade|bugbear|cython-lint|linters?"
+    r"|linting|rule[- ]?sets?)\b)|\b[A-Z]{1,5}\d{3,4}\b|\b[A-Z]{2,5}\s+(?i:rules?)\b"
 )
 _PACKAGE_WORDS = re.compile(
     r"^(?:numba|cython|pythran|numexpr|bottleneck|speedups|fast-histogram|fastjsonschema|fastparquet|cachetools)$",
@@ -186,9 +186,7 @@ def _in_code_span(line: str, offset: int) -> bool:
     return line.count("`", 0, offset) % 2 == 1
 
 
-def _is_identifier(token: str, word: str) -> bool:
-    if token.lower() == word.lower():
-        return False
+def _is_identifier(token: str) -> bool:
     return bool(
         "_" in token
         or token.count("/") > 1
@@ -201,13 +199,12 @@ def _is_identifier(token: str, word: str) -> bool:
 
 def _discount(label: str, text: str, start: int, end: int) -> str | None:
     """Why the match at ``text[start:end]`` is not a performance word here (None: it counts)."""
-    word = text[start:end]
     line, line_start = _line_of(text, start, end)
     token = _token_of(text, start, end)
     if label not in _NO_IDENTIFIER_RULE:
         if _in_code_span(line, start - line_start):
             return f"code span '{token}'"
-        if _is_identifier(token, word):
+        if _is_identifier(token):
             return f"identifier '{token}'"
     if _LINT_LINE.search(line):
         return f"lint rule name '{token}'"
