@@ -9,7 +9,7 @@ import pytest
 from formulacode_assets.core.classification import heuristic
 from formulacode_assets.core.classification import programs as judge
 from formulacode_assets.core.classification.completion_cache import CompletionCache, completion_key
-from formulacode_assets.core.classification.judging import LLMEndpoint
+from formulacode_assets.core.classification.judging import HeuristicJudge, JudgeSettings, LLMEndpoint, judge_changes
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -231,3 +231,44 @@ def test_endpoint_hides_its_key_and_routes_openai_compatible_names():
     assert endpoint.routed_model == "openai/meta-llama/Llama-3-8B"
     assert LLMEndpoint("openai/gpt-4o-mini", api_base="http://x/v1").routed_model == "openai/gpt-4o-mini"
     assert LLMEndpoint("anthropic/claude-x").routed_model == "anthropic/claude-x"
+
+
+# --- long patches: judged on a truncated patch, never skipped ------------------------------------
+
+
+def _file_diff(path: str, lines: list[str]) -> str:
+    body = "".join(f"+{line}\n" for line in lines)
+    return f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
+
+
+def test_a_60000_character_performance_change_is_judged_on_a_truncated_patch():
+    # Mostly tests and data; the library change (whose docstring says what it does) comes last.
+    tests = _file_diff(
+        "fastmath/tests/test_primes.py",
+        [f"def test_primes_below_{i}():\n+    assert primes_below({i}) == expected[{i}]" for i in range(700)],
+    )
+    data = _file_diff("fastmath/tests/data/primes.csv", [f"{i},{i * 7 % 13}" for i in range(3_000)])
+    library = SIEVE_PATCH
+    patch = tests + data + library
+    assert len(patch) >= 60_000
+    row = change("Use a sieve in primes_below", patch=patch, n_files=3, additions=4_400, deletions=1) | {
+        "status": "ok",
+        "patch_chars": len(patch),
+        "files_changed": ["fastmath/tests/test_primes.py", "fastmath/tests/data/primes.csv", "fastmath/primes.py"],
+        "docs_only": False,
+        "bench_only": False,
+    }
+    settings = JudgeSettings(max_patch_tokens=6_000)  # the default budget: 24,000 characters
+    (judged,) = judge_changes([row], HeuristicJudge(), settings).rows
+    assert judged["prefilter_pass"] and judged["status"] == "ok"
+    assert judged["judge_patch_truncated"] is True
+    assert judged["is_performance"] is True and judged["category"] == "better algorithm"
+    # The title says nothing: the library hunk decided, so the judge read it although it came last.
+    assert "+remark on complexity 'O(n log log n)' (diff)" in judged["heuristic_evidence"]
+    assert judged["patch"] == patch  # the row keeps the whole patch
+
+
+def test_a_patch_within_the_budget_is_read_whole_and_says_so():
+    row = change("Speed up primes_below", patch=SIEVE_PATCH) | {"status": "ok", "docs_only": False}
+    (judged,) = judge_changes([row], HeuristicJudge()).rows
+    assert judged["judge_patch_truncated"] is False and judged["heuristic_evidence"].startswith("+speed")

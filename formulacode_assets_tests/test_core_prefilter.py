@@ -3,11 +3,16 @@
 import pytest
 
 from formulacode_assets.core.classification.prefilter import (
+    DOCS_RULE,
     PrefilterLimits,
+    is_library_path,
+    library_size,
     maintenance_signal,
+    patch_for_judge,
     performance_signal,
     prefilter,
 )
+from formulacode_assets.core.mining.patches import classify_change, file_category
 
 # pandas' PR template: full of "tests" and "linting", present in almost every pandas PR body.
 PANDAS_TEMPLATE = """\
@@ -139,30 +144,117 @@ def test_changes_that_cannot_be_performance_work_never_pass(overrides, reason):
     assert not result.passed and result.reason.startswith(reason)
 
 
+def make_patch(files: dict[str, int]) -> str:
+    """A unified diff adding ``n`` lines to each path, in the order given."""
+    parts = []
+    for path, n in files.items():
+        lines = "".join(f"+line {i} of {path}\n" for i in range(n))
+        parts.append(f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n@@ -0,0 +1,{n} @@\n{lines}")
+    return "".join(parts)
+
+
+def sized(title: str, files: dict[str, int]) -> dict:
+    patch = make_patch(files)
+    return change(
+        title,
+        patch=patch,
+        patch_chars=len(patch),
+        n_files=len(files),
+        additions=sum(files.values()),
+        deletions=0,
+        files_changed=list(files),
+    )
+
+
 @pytest.mark.parametrize(
-    ("overrides", "fragment"),
+    ("files", "fragment"),
     [
-        ({"additions": 3_000, "deletions": 1_000}, "4000 changed lines"),
-        ({"n_files": 500}, "500 files"),
-        ({"patch_chars": 20_000}, "20000 patch characters"),
+        ({"pkg/join.py": 4_000}, "4000 changed lines of library code"),
+        ({f"pkg/mod{i}.py": 1 for i in range(500)}, "500 library files"),
     ],
 )
-def test_default_size_limits_are_exclusive(overrides, fragment):
-    result = prefilter(change("PERF: faster join", **overrides))
+def test_default_size_limits_are_exclusive_and_count_library_code(files, fragment):
+    result = prefilter(sized("PERF: faster join", files))
     assert not result.passed and fragment in result.reason and result.reason.startswith("too large to judge")
+    just_below = {path: n - 1 for path, n in files.items()} if len(files) == 1 else dict(list(files.items())[:499])
+    assert prefilter(sized("PERF: faster join", just_below)).passed
+
+
+def test_tests_data_docs_and_generated_files_do_not_count_toward_the_size():
+    files = {
+        "pkg/tests/test_join.py": 3_000,
+        "pkg/tests/data/expected.csv": 3_000,
+        "docs/join.rst": 2_000,
+        "pkg/data/lookup.json": 2_000,
+        "pkg/_vendor/fastjoin.py": 2_000,
+        "pkg/_join_pb2.py": 2_000,
+        "asv_bench/benchmarks/join.py": 2_000,
+        "pkg/join.py": 40,
+    }
+    size = library_size(sized("PERF: faster join", files))
+    assert (size.lines, size.files) == (40, 1) and size.all_lines == 16_040
+    assert prefilter(sized("PERF: faster join", files)).passed
+
+
+def test_a_long_patch_is_never_skipped_for_its_length():
+    row = sized("PERF: faster join", {"pkg/tests/test_join.py": 2_500, "pkg/join.py": 30})
+    assert row["patch_chars"] > 60_000
+    assert prefilter(row).passed
 
 
 def test_size_limits_are_configurable():
-    big = change("PERF: faster join", additions=5_000, deletions=0, n_files=600, patch_chars=90_000)
+    big = sized("PERF: faster join", {"pkg/join.py": 5_000})
     assert not prefilter(big).passed
-    assert prefilter(big, PrefilterLimits(max_changed_lines=10_000, max_files=1_000, max_patch_chars=100_000)).passed
-    small = change("PERF: faster join", additions=90, deletions=10)
+    assert prefilter(big, PrefilterLimits(max_changed_lines=10_000, max_files=1_000)).passed
+    small = sized("PERF: faster join", {"pkg/join.py": 100})
     assert not prefilter(small, PrefilterLimits(max_changed_lines=100)).passed
 
 
-def test_patch_length_falls_back_to_the_patch_when_patch_chars_is_missing():
-    row = change("PERF: faster join", patch="x" * 25_000, patch_chars=None)
-    assert "25000 patch characters" in prefilter(row).reason
+def test_without_a_patch_the_file_list_decides_what_counts():
+    only_tests = change("PERF: faster join", patch=None, additions=9_000, files_changed=["tests/test_join.py"])
+    assert library_size(only_tests).lines == 0 and prefilter(only_tests).passed
+    library = change("PERF: faster join", patch=None, additions=9_000, files_changed=["pkg/join.py"])
+    assert not prefilter(library).passed  # the row's totals stand in: an over-estimate, never an under-count
+
+
+def test_the_judge_reads_library_files_first_within_the_budget():
+    patch = make_patch({"pkg/tests/test_join.py": 2_000, "pkg/data/big.csv": 1_000, "pkg/join.py": 5})
+    text, truncated = patch_for_judge(patch, 2_000)
+    assert truncated and len(text) <= 2_000
+    assert text.startswith("diff --git a/pkg/join.py") and "+line 4 of pkg/join.py" in text
+    assert text.endswith(f"[... truncated: {len(patch)} characters in all]")
+    assert patch_for_judge(patch, len(patch)) == (patch, False)  # fits: untouched, same order
+
+
+# --- the docs rule ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "kind", "why"), DOCS_RULE, ids=[row[0] for row in DOCS_RULE])
+def test_docs_rule(path, kind, why):
+    assert file_category(path, None) == kind, why
+
+
+def test_license_only_change_is_docs_and_never_judged():
+    flags = classify_change(["LICENSE"], None, None)
+    assert flags.docs_only and not flags.touches_core
+    assert prefilter(change("Update LICENSE year", docs_only=True)).reason == "docs-only change"
+
+
+def test_txt_under_tests_data_is_test_data_not_docs():
+    flags = classify_change(["pkg/tests/data/expected.txt", "tests/data/input.txt"], None, None)
+    assert not flags.docs_only and flags.categories == {"tests": 2}
+
+
+def test_markdown_pr_template_under_github_is_docs_and_workflows_are_ci():
+    assert classify_change([".github/PULL_REQUEST_TEMPLATE.md"], None, None).docs_only
+    flags = classify_change([".github/PULL_REQUEST_TEMPLATE.md", ".github/workflows/tests.yml"], None, None)
+    assert not flags.docs_only and flags.categories == {"ci": 1, "docs": 1}
+
+
+def test_package_data_txt_is_library_content_but_not_counted_as_code_size():
+    assert file_category("skimage/data/orb_descriptor_positions.txt", None) == "core"
+    assert not is_library_path("skimage/data/orb_descriptor_positions.txt")
+    assert is_library_path("skimage/feature/orb.py")
 
 
 def test_signals_name_what_matched():

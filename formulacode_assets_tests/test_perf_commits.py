@@ -145,6 +145,7 @@ def test_labels_land_in_their_columns(server, tmp_path):
     assert (perf["classifier"], perf["model"]) == ("loopback-model", "openai/loopback-model")
     assert perf["prompt_version"] == core_judge.prompt_version()
     assert perf["patch"] == rows[0]["patch"]  # carried for contexts/tasks
+    assert perf["heuristic_evidence"] is None and perf["judge_patch_truncated"] is False  # LM rows: no evidence
 
     tidy = got["Tidy imports"]
     assert tidy["prefilter_pass"] and tidy["is_performance"] is False and tidy["status"] == "ok"
@@ -153,6 +154,7 @@ def test_labels_land_in_their_columns(server, tmp_path):
     docs = got["Fix typo in README"]
     assert (docs["prefilter_pass"], docs["is_performance"], docs["status"]) == (False, False, "skipped")
     assert docs["reason"] == docs["prefilter_reason"] == "docs-only change"
+    assert docs["heuristic_evidence"] is None and docs["judge_patch_truncated"] is None  # not judged
 
     broken = got["Speed up join"]
     assert (broken["status"], broken["reason"]) == ("failed", "unreadable objects: missing blob")
@@ -320,6 +322,9 @@ def test_sample_speedups_are_performance_in_heuristic_mode(tmp_path, upstream):
         assert row["is_performance"] is True and row["status"] == "ok", row["title"]
         assert row["category"] in core_judge.CATEGORIES and row["difficulty"] in core_judge.DIFFICULTIES
         assert row["problem_statement"].startswith(row["title"])
+        assert row["heuristic_evidence"].startswith("+") and row["judge_patch_truncated"] is False
+    for row in kinds["fix"] + kinds["maintenance"]:
+        assert row["heuristic_evidence"].startswith("-"), row["title"]  # what was set aside, and why
     for kind in ("docs_only", "bench_only", "empty"):
         for row in kinds[kind]:
             assert row["is_performance"] is False and row["status"] == "skipped" and not row["prefilter_pass"]

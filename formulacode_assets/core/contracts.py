@@ -185,6 +185,8 @@ _LABEL_COLUMNS = (
     Column("classifier", pa.string(), "model name, or 'heuristic' when no LM is configured", nullable=False),
     Column("model", pa.string(), "the LM as routed (provider/model); null for the heuristic"),
     Column("prompt_version", pa.string(), "hash of the programs' prompts (or of the heuristic rules)", nullable=False),
+    Column("heuristic_evidence", pa.string(), "heuristic: the words that decided (+counted, -set aside); else null"),
+    Column("judge_patch_truncated", pa.bool_(), "the judge read the patch cut to its token budget (null: not judged)"),
 )
 
 PERF_COMMITS = Contract(

@@ -37,9 +37,10 @@ class LLMResource(ConfigurableResource):
     min_problem_overlap: float = Field(
         default=0.8, description="share of an extracted problem statement's words found in the PR text"
     )
-    max_changed_lines: int = Field(default=4_000, description="pre-filter: judge changes below this many lines")
-    max_files: int = Field(default=500, description="pre-filter: judge changes below this many files")
-    max_patch_chars: int = Field(default=20_000, description="pre-filter: judge patches below this many characters")
+    max_changed_lines: int = Field(
+        default=4_000, description="pre-filter: judge changes below this many changed lines of library code"
+    )
+    max_files: int = Field(default=500, description="pre-filter: judge changes below this many library files")
     progress_every: int = Field(default=50, description="log progress every N judged changes")
 
     @property
@@ -55,7 +56,7 @@ class LLMResource(ConfigurableResource):
             max_patch_tokens=self.max_patch_tokens,
             max_text_tokens=self.max_text_tokens,
             min_problem_overlap=self.min_problem_overlap,
-            limits=PrefilterLimits(self.max_changed_lines, self.max_files, self.max_patch_chars),
+            limits=PrefilterLimits(self.max_changed_lines, self.max_files),
             progress_every=self.progress_every,
         )
 

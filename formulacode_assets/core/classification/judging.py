@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from formulacode_assets.core.classification import heuristic, programs
 from formulacode_assets.core.classification.completion_cache import CompletionCache, completion_key
-from formulacode_assets.core.classification.prefilter import PrefilterLimits, prefilter
+from formulacode_assets.core.classification.prefilter import PrefilterLimits, patch_for_judge, prefilter
 
 HEURISTIC = "heuristic"
 
@@ -219,13 +219,17 @@ def _label_row(change: Mapping, judge: Judge, passed: bool, prefilter_reason: st
     }
 
 
-def _judged(row: dict, judge: Judge) -> dict:
+def _judged(row: dict, judge: Judge, max_patch_tokens: int) -> dict:
+    """One verdict; the judge reads the patch cut to the token budget, library files first."""
+    patch, truncated = patch_for_judge(row.get("patch"), max_patch_tokens * programs.CHARS_PER_TOKEN)
+    row = {**row, "judge_patch_truncated": truncated}
     try:
-        verdict = judge.verdict(row)
+        verdict = judge.verdict({**row, "patch": patch})
     except JudgeFailure as exc:
         return {**row, "is_performance": None, "status": "failed", "reason": str(exc)}
     return {
         **row,
+        "heuristic_evidence": verdict.evidence,
         "is_performance": verdict.is_performance,
         "category": verdict.category,
         "difficulty": verdict.difficulty,
@@ -261,7 +265,7 @@ def judge_changes(
     log(f"pre-filter: {len(to_judge)} of {len(rows)} changes go to the {judge.classifier} judge")
     done = 0
     with ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="judge") as pool:
-        futures = {pool.submit(_judged, rows[i], judge): i for i in to_judge}
+        futures = {pool.submit(_judged, rows[i], judge, settings.max_patch_tokens): i for i in to_judge}
         for future in as_completed(futures):
             rows[futures[future]] = future.result()
             done += 1
@@ -278,6 +282,7 @@ def judge_changes(
         "prefilter_pass": len(to_judge),
         "is_performance": sum(1 for r in rows if r.get("is_performance")),
         "judge_failed": sum(1 for r in judged if r["status"] == "failed"),
+        "judge_patch_truncated": sum(1 for r in judged if r.get("judge_patch_truncated")),
         "categories": dict(Counter(r["category"] for r in rows if r.get("category")).most_common()),
         "seconds": round(time.monotonic() - started, 2),
         **stats,

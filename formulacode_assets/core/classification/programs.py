@@ -106,6 +106,7 @@ class Verdict:
     difficulty: str | None = None
     problem_statement: str | None = None
     problem_statement_source: str | None = None  # "extracted" (LM) or "pr_text" (title + body)
+    evidence: str | None = None  # the heuristic's deciding words (null for LM verdicts)
 
 
 # --- inputs ------------------------------------------------------------------------------------

@@ -164,8 +164,11 @@ def diffs_against_base(git_dir: Path, pairs: Sequence[tuple[str, str | None]]) -
 
 # --- classifying changed files -----------------------------------------------------------------
 
+# The docs rule, written out with examples in formulacode_assets.core.classification.prefilter.DOCS_RULE
+# (and tested there): markup anywhere is docs; a `.txt` is docs only in a docs folder, at the top
+# level or under a documentation name (README.txt, LICENSE.txt); any other `.txt` is data.
 _DOC_DIRS = {"doc", "docs", "documentation", "site", "changelog.d", "changes", "news", "whatsnew"}
-_DOC_EXTS = {".md", ".rst", ".txt", ".adoc", ".ipynb"}
+_DOC_EXTS = {".md", ".rst", ".adoc", ".ipynb"}
 _DOC_NAMES = {
     "readme",
     "changelog",
@@ -180,10 +183,24 @@ _DOC_NAMES = {
     "notice",
     "citation.cff",
     "code_of_conduct",
+    "contributing",
+    "install",
+    "todo",
+    "thanks",
 }
-_TEST_DIRS = {"test", "tests", "testing", "unittests"}
+_TEST_DIRS = {"test", "tests", "testing", "unittests", "testdata", "test_data"}
 _EXAMPLE_DIRS = {"example", "examples", "tutorials", "notebooks", "gallery"}
-_CI_DIRS = {".github", ".circleci", ".ci", "ci", ".azure-pipelines", ".gitlab", ".buildkite", ".devcontainer"}
+_CI_DIRS = {
+    ".github",
+    ".circleci",
+    ".ci",
+    "ci",
+    ".azure-pipelines",
+    ".gitlab",
+    ".buildkite",
+    ".devcontainer",
+    ".binder",
+}
 _CI_FILES = {
     ".travis.yml",
     "azure-pipelines.yml",
@@ -208,6 +225,7 @@ _CI_FILES = {
     "pytest.ini",
     "mypy.ini",
     ".zenodo.json",
+    ".git_archival.txt",
 }
 _BUILD_DIRS = {"build", "dist", "__pycache__", ".eggs"}
 _PACKAGING_FILES = {
@@ -239,11 +257,13 @@ def file_category(path: str, benchmark_dir: str | None) -> str:
         return "bench"
     if any(p in _BUILD_DIRS or p.endswith(".egg-info") for p in parts[:-1]) or ext in {".pyc", ".pyo", ".so", ".whl"}:
         return "build"
+    if parts[0] == ".github" and ext in _DOC_EXTS:
+        return "docs"  # PR/issue templates, contributing guides: text for people, not CI configuration
     if any(p in _CI_DIRS for p in parts[:-1]) or name in _CI_FILES:
         return "ci"
     if (
         name in _PACKAGING_FILES
-        or (name.startswith("requirements") and ext in {".txt", ".in"})
+        or ("requirements" in stem and ext in {".txt", ".in"})
         or any(p in {"requirements", "conda-recipe", "recipe"} for p in parts[:-1])
     ):
         return "packaging"
@@ -251,8 +271,10 @@ def file_category(path: str, benchmark_dir: str | None) -> str:
         ext == ".py" and (stem.startswith("test_") or stem.endswith("_test") or stem == "conftest")
     ):
         return "tests"
-    if any(p in _DOC_DIRS for p in parts[:-1]) or ext in _DOC_EXTS or stem in _DOC_NAMES or name in _DOC_NAMES:
+    if any(p in _DOC_DIRS for p in parts[:-1]) or ext in _DOC_EXTS or name in _DOC_NAMES:
         return "docs"
+    if ext in {"", ".txt"} and (stem in _DOC_NAMES or (ext == ".txt" and len(parts) == 1)):
+        return "docs"  # README.txt, LICENSE, TODO.txt anywhere; any other .txt only at the top level
     if any(p in _EXAMPLE_DIRS for p in parts[:-1]):
         return "examples"
     return "core"
