@@ -74,19 +74,18 @@ def arm(stage: str, signal_dir: Path) -> None:
         shim.read_table = parquet_io_manager.pq.read_table
         parquet_io_manager.pq = shim
     elif stage == "catalog":
-        from formulacode_assets.storage import catalog
+        import duckdb  # the catalog imports it when it writes: patch the module's connect
 
-        real_duckdb = catalog.duckdb
+        real_connect = duckdb.connect
 
-        class _DuckDB:
-            def connect(self, path, *args, **kwargs):
-                con = real_duckdb.connect(path, *args, **kwargs)
-                if ".catalog-" in str(path) and (Path(path).parent / "patches").is_dir():
-                    con.execute("CREATE TABLE half_written (x INTEGER)")
-                    _wait_for_the_kill(signal_dir, stage)  # temporary database open, catalog lock held
-                return con
+        def connect_then_stop(path, *args, **kwargs):
+            con = real_connect(path, *args, **kwargs)
+            if ".catalog-" in str(path) and (Path(path).parent / "patches").is_dir():
+                con.execute("CREATE TABLE half_written (x INTEGER)")
+                _wait_for_the_kill(signal_dir, stage)  # temporary database open, catalog lock held
+            return con
 
-        catalog.duckdb = _DuckDB()
+        duckdb.connect = connect_then_stop
     elif stage == "contexts":
         from formulacode_assets.core.environments import local_validator
 

@@ -146,6 +146,9 @@ def test_crash_matrix_kill_9_inside_a_stage_then_a_rerun_matches_a_clean_run(bas
     work, expected = baseline
     shutil.rmtree(work / "data")
     shutil.rmtree(work / "signals", ignore_errors=True)
+    # Mine for real (the mined-month cache would skip the git calls the kill waits in); a re-run's
+    # reuse of closed months has its own test (test_mined_month_cache.py).
+    shutil.rmtree(work / "cache" / "mining", ignore_errors=True)
     if stage == "contexts":  # validate for real, so the kill lands in a running build step
         for registry in (work / "cache" / "contexts").glob("registry.sqlite*"):
             registry.unlink()
