@@ -44,6 +44,16 @@ from formulacode_assets.core.environments.validation import (
     read_run_results,
     tail,
 )
+from formulacode_assets.core.measurement.selection import (
+    PROBE_DRIVER,
+    Selection,
+    SelectionSettings,
+    bench_regexes,
+    probe_order,
+    probe_spec,
+    read_probe,
+    select_benchmarks,
+)
 from formulacode_assets.core.mining.git import GitError
 from formulacode_assets.core.process_guard import owner_labels, watch_container
 
@@ -51,6 +61,7 @@ REPO_ROOT = "/repo"
 VENV = "/opt/fc-env"
 _CA_IN_IMAGE = "/usr/local/share/fc/extra-ca.pem"
 UV_CACHE_IN_CONTAINER = "/opt/fc-uv-cache"
+_PROBE_DIR = "/tmp/fc-probe"
 TOOLCHAIN_VERSION = "2"  # part of the toolchain tag: a changed recipe never reuses an old image
 
 # Debian's python3 (the local base) needs python3-dev for headers; python:X.Y images carry theirs.
@@ -184,6 +195,8 @@ class DockerValidator(Validator):
         keep_images: bool = False,
         mem_limit: str | None = None,
         uv_cache_volume: str | None = "fc-uv-cache",
+        benchmark_timeout: float | None = None,
+        selection: SelectionSettings | None = None,
         log: Callable[[str], None] | None = None,
     ):
         self.client = client
@@ -198,6 +211,8 @@ class DockerValidator(Validator):
         self.keep_images = keep_images
         self.mem_limit = mem_limit
         self.uv_cache_volume = uv_cache_volume  # a named volume shared by every build (None: no shared cache)
+        self.benchmark_timeout = benchmark_timeout  # asv's per-benchmark timeout in the quick run
+        self.selection = selection or SelectionSettings()  # which benchmarks the quick run times
         self.log = log or (lambda message: None)
         self._toolchain_lock = threading.Lock()
         self._pythons: dict[str, dict[str, str]] = {}  # toolchain tag -> {X.Y: X.Y.Z}
@@ -354,7 +369,7 @@ class DockerValidator(Validator):
             # The build container's stdout is both streams in order (where a failure shows).
             run.stdout = tail(container.logs(stdout=True, stderr=commit_as is not None))
             run.stderr = tail(container.logs(stdout=False, stderr=True))
-            if results_dir and not run.timed_out:
+            if results_dir:  # after a timeout too: a killed probe's lines still count
                 with contextlib.suppress(docker.errors.NotFound):
                     bits, _ = container.get_archive(results_dir)
                     run.archive = b"".join(bits)
@@ -498,6 +513,7 @@ class DockerValidator(Validator):
         probe = self._container(result, "python", tag, [f"{VENV}/bin/python", "-c", PYTHON_PROBE], 120)
         result.python_version = probe.stdout.strip() or None
         commands = asv_commands(f"{VENV}/bin/asv", request.asv.conf_path, request.sha)
+        selection: Selection | None = None
         done = []
         for i in range(max(1, repeats)):
             discovery = self._container(
@@ -510,6 +526,17 @@ class DockerValidator(Validator):
                 result.stdout_tail, result.stderr_tail = discovery.stdout, discovery.stderr
                 return tag
             discovered = _from_archive(discovery.archive, read_discovery)
+            if discovered and selection is None:
+                result.benchmarks = list(discovered)  # kept on the row even when a later step fails
+                selection = self._select(request, discovered, tag, result)
+                result.benchmarks_selected, result.selection = selection.selected, selection.as_dict()
+                commands = asv_commands(
+                    f"{VENV}/bin/asv",
+                    request.asv.conf_path,
+                    request.sha,
+                    bench_patterns=bench_regexes(selection.selected) if selection.rule != "all" else (),
+                    benchmark_timeout=self.benchmark_timeout,
+                )
             run_results = None
             if discovered:
                 last = self._container(result, f"run-{i + 1}", tag, commands["run"], self.step_timeout, results_path)
@@ -519,13 +546,30 @@ class DockerValidator(Validator):
                     return tag
                 run_results = _from_archive(last.archive, lambda folder: read_run_results(folder, request.sha))
             result.returncode, result.stdout_tail, result.stderr_tail = last.returncode, last.stdout, last.stderr
-            repeat, stage, reason = judge_repeat(discovered, run_results)
+            required = selection.primary if selection and selection.rule != "all" else None
+            repeat, stage, reason = judge_repeat(discovered, run_results, required)
             if repeat is None:
                 result.stage_failed, result.reason = stage, f"{reason} (repeat {i + 1})"
                 return tag
             done.append(repeat)
         combine_repeats(result, done)
         return tag
+
+    def _select(self, request: ValidationRequest, discovered: list[str], image: str, result) -> Selection:
+        """The probe of :mod:`..measurement.selection` in a network-less container, then the choice."""
+        settings = self.selection
+        probe = {}
+        if request.changed_lines and len(discovered) > settings.run_all_below:
+            order = probe_order(discovered, request.changed_lines, salt=request.sha)
+            out = f"{_PROBE_DIR}/probe.jsonl"
+            timeout = settings.benchmark_timeout_s
+            spec = probe_spec(request.asv.benchmark_dir, order, request.changed_lines, timeout, out)
+            command = ["bash", "-c", f'mkdir -p {_PROBE_DIR} && exec "$@"', "probe", f"{VENV}/bin/python"]
+            run = self._container(
+                result, "select", image, [*command, "-c", PROBE_DRIVER, spec], settings.budget_s, _PROBE_DIR
+            )
+            probe = _from_archive(run.archive, lambda folder: read_probe(_read_text(folder / "probe.jsonl"))) or {}
+        return select_benchmarks(discovered, request.changed_lines, probe, settings, salt=request.sha)
 
 
 def _from_archive(archive: bytes | None, read: Callable[[Path], Any]) -> Any:
@@ -538,6 +582,10 @@ def _from_archive(archive: bytes | None, read: Callable[[Path], Any]) -> Any:
             tar.extractall(target, filter="data")
         folders = [p for p in target.iterdir() if p.is_dir()]
         return read(folders[0] if len(folders) == 1 else target)
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def _since(started: float) -> float:
