@@ -17,6 +17,7 @@ first commit's build is the cold one; "s build" is then system packages + reposi
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -56,6 +57,7 @@ def main(mirror: str, repo_name: str, shas: list[str]) -> None:
     host = os.environ.get("FORMULACODE_DOCKER_HOST")
     if host:
         validator, interpreters = _docker(host)
+        atexit.register(lambda: validator.client.volumes.get(validator.uv_cache_volume).remove(force=True))
     else:
         validator = LocalValidator(work_root=work / "work", uv_cache_dir=work / "uv", validation_budget=600)
         interpreters = discover_interpreters(default_pyenv_root())
