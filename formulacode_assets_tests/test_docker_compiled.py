@@ -204,7 +204,8 @@ def test_the_second_commit_of_a_repository_reuses_the_toolchain_system_packages_
     print(f"second commit build {second:.1f} s {steps[1]}; uv cache files {timings['uv_cache_files']}")
     assert timings["uv_cache_files"] > 100, "the builds filled the shared uv cache volume"
     assert steps[0]["system-packages"] > 1.0 and steps[1]["system-packages"] < 1.0, "the apt layer is built once"
-    assert second <= 0.6 * first, (first, second)
+    # measured 43-46 % on the shared 2-core machine; the margin covers a loaded CPU slowing the compile
+    assert second <= 0.75 * first, (first, second)
 
 
 def test_a_python_version_the_image_lacks_fails_with_a_reason_naming_it(docker_host, tmp_path):  # noqa: F811
