@@ -24,6 +24,7 @@ from formulacode_assets.core.environments.registry import ContextRegistry
 from formulacode_assets.core.environments.synthesis import ContextSynthesizer, ContextTarget, SynthesisSettings
 from formulacode_assets.core.environments.system_packages import system_packages_for_analysis
 from formulacode_assets.core.environments.validation import ValidationRequest
+from formulacode_assets.core.publishing.builder import ImagePublisher, PublishSettings
 from formulacode_assets.resources.docker_engine import DockerEngineResource
 from formulacode_assets_tests.docker_fixtures import (  # noqa: F401 - docker_host is a fixture
     BASE_IMAGE,
@@ -34,6 +35,7 @@ from formulacode_assets_tests.docker_fixtures import (  # noqa: F401 - docker_ho
 from formulacode_assets_tests.gitbuilder import RepoBuilder
 
 REPO = "test/geoslib"
+PACKAGES = ["libgeos-dev", "libhdf5-dev"]  # from the matrix keys geos, hdf5
 BUILD_STEPS = ("system-packages", "repository", "build")  # the toolchain is built before timing
 
 ASV_CONF = """\
@@ -43,7 +45,9 @@ ASV_CONF = """\
     "repo": ".",
     "branches": ["main"],
     "environment_type": "conda",
-    "matrix": {"geos": [""]},  // a conda library: PyPI's "geos" is an unrelated web app
+    // conda libraries: PyPI's "geos" is an unrelated web app; hdf5 is not used by the extension, it
+    // makes the apt layer the second commit reuses weigh more than the compile's noise on a busy machine
+    "matrix": {"geos": [""], "hdf5": [""]},
     "benchmark_dir": "benchmarks",
     "env_dir": ".asv/env",
     "results_dir": ".asv/results",
@@ -150,7 +154,7 @@ def geos_run(docker_host, tmp_path_factory):  # noqa: F811 - pytest fixture inje
     toolchain_s = time.monotonic() - started
     ((minor, version),) = validator.toolchain_pythons(toolchain).items()  # the Debian base has one python3
     with contextlib.suppress(docker.errors.ImageNotFound):  # the apt layer too: built by the first commit
-        validator.client.images.remove(system_image_tag(toolchain, ["libgeos-dev"]), force=True)
+        validator.client.images.remove(system_image_tag(toolchain, PACKAGES), force=True)
 
     repo = RepoBuilder(tmp / "geoslib")
     first = repo.commit("C extension linking GEOS", _sources(False), date="2024-01-10T12:00:00Z")
@@ -166,6 +170,19 @@ def geos_run(docker_host, tmp_path_factory):  # noqa: F811 - pytest fixture inje
     targets = [ContextTarget(REPO, sha, (), (), None) for sha in (first, second)]
     try:
         by_sha = {row["base_sha"]: row for row in synthesizer.rows_for_month("2024-01-01", targets)}
+        # The published image of the first context builds on the same system-packages image.
+        publisher = ImagePublisher(
+            client=validator.client,
+            unavailable_reason=None,
+            toolchains=validator,
+            registry=None,
+            context_dir=tmp / "image-contexts",
+            mirror_path=lambda name: mirror_of(repo),
+            settings=PublishSettings(build_timeout_s=600, local_namespace="fc-test-geos"),
+        )
+        (image_row,) = publisher.rows_for_month("2024-01-01", [by_sha[first]])
+        with contextlib.suppress(docker.errors.APIError):
+            validator.client.images.remove(image_row["image_name"], force=True)
         cached = validator.client.containers.run(
             BASE_IMAGE,
             ["bash", "-c", "find /cache -type f | wc -l"],
@@ -177,26 +194,28 @@ def geos_run(docker_host, tmp_path_factory):  # noqa: F811 - pytest fixture inje
         validator.client.volumes.get(volume).remove(force=True)
         validator.client.close()
     rows = [by_sha[first], by_sha[second]]  # in commit order
-    yield rows, version, {"toolchain_s": round(toolchain_s, 1), "uv_cache_files": int(cached.decode().strip())}
+    timings = {"toolchain_s": round(toolchain_s, 1), "uv_cache_files": int(cached.decode().strip())}
+    yield rows, version, timings, image_row
 
 
 def test_a_c_extension_needing_a_system_library_builds_with_it_from_the_mapping(geos_run):
-    rows, version, _ = geos_run
+    rows, version, _, image_row = geos_run
     assert len(rows) == 2
     for row in rows:
         assert row["status"] == "ok", (row["stage_failed"], row["reason"], row["stdout_tail"][-2500:])
         assert row["validator"] == "docker"
-        assert row["system_packages"] == ["libgeos-dev"], "installed from the mapping and recorded on the row"
+        assert row["system_packages"] == PACKAGES, "installed from the mapping and recorded on the row"
         assert row["python_version"] == version and row["python_version_built"] == version
         assert "bench_geos.time_geos_version" in row["benchmarks"]
         # the conda key never reached pip (PyPI's "geos" would have pulled in flask)
         assert not any(pin.split("==")[0].lower() in ("geos", "flask") for pin in row["dependencies"] or [])
+    assert image_row["status"] == "built", (image_row.get("reason"), image_row.get("build_log_tail", "")[-1500:])
     stored = CONTEXTS.to_table(rows)  # the rows fit the contract: the column is stored
-    assert stored.column("system_packages").to_pylist() == [["libgeos-dev"], ["libgeos-dev"]]
+    assert stored.column("system_packages").to_pylist() == [PACKAGES, PACKAGES]
 
 
 def test_the_second_commit_of_a_repository_reuses_the_toolchain_system_packages_and_uv_cache(geos_run):
-    rows, _, timings = geos_run
+    rows, _, timings, _ = geos_run
     assert all(row["status"] == "ok" for row in rows), [(r["stage_failed"], r["reason"]) for r in rows]
     first, second = (_build_seconds(row) for row in rows)
     steps = [json.loads(row["step_times"]) for row in rows]
@@ -204,8 +223,8 @@ def test_the_second_commit_of_a_repository_reuses_the_toolchain_system_packages_
     print(f"second commit build {second:.1f} s {steps[1]}; uv cache files {timings['uv_cache_files']}")
     assert timings["uv_cache_files"] > 100, "the builds filled the shared uv cache volume"
     assert steps[0]["system-packages"] > 1.0 and steps[1]["system-packages"] < 1.0, "the apt layer is built once"
-    # measured 43-46 % on the shared 2-core machine; the margin covers a loaded CPU slowing the compile
-    assert second <= 0.75 * first, (first, second)
+    # The apt layer (libgeos-dev + libhdf5-dev) is reused; the compile (3-14 s, noisy under load) is not.
+    assert second <= 0.6 * first, (first, second)
 
 
 def test_a_python_version_the_image_lacks_fails_with_a_reason_naming_it(docker_host, tmp_path):  # noqa: F811
@@ -217,7 +236,7 @@ def test_a_python_version_the_image_lacks_fails_with_a_reason_naming_it(docker_h
         pythons = validator.toolchain_pythons(toolchain)
         (own,) = pythons.values()
         analysis = analyze_install(mirror_of(repo), REPO, sha, interpreters=[Interpreter("3.8.18", "/usr/bin/none")])
-        assert system_packages_for_analysis(analysis).packages == ("libgeos-dev",)
+        assert system_packages_for_analysis(analysis).packages == tuple(PACKAGES)
         request = ValidationRequest(
             repo_name=REPO,
             sha=sha,
@@ -227,7 +246,7 @@ def test_a_python_version_the_image_lacks_fails_with_a_reason_naming_it(docker_h
             python_path="/usr/bin/none",
             asv=analysis.settings,
             exclude_newer=analysis.resolution_cutoff,
-            system_packages=("libgeos-dev",),
+            system_packages=tuple(PACKAGES),
         )
         for wanted, minor in (("3.8.18", "3.8"), ("3.99.0", "3.99")):
             result = validator.validate(replace(request, python_version=wanted), repeats=1)
