@@ -195,3 +195,4 @@ def test_docker_validator_stops_a_hanging_build_and_reports_failures(tmp_path, d
     failed = docker_validator.validate(_request(tmp_path / "b", "#!/usr/bin/env bash\necho nope >&2\nexit 7\n"))
     assert (failed.ok, failed.stage_failed, failed.returncode) == (False, "build", 7)
     assert "nope" in failed.stdout_tail
+    assert "build_env.sh exited with 7; last output: nope" in failed.reason, failed.reason

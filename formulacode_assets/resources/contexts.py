@@ -94,7 +94,10 @@ class ContextSynthesisResource(ConfigurableResource):
         if self.validator in ("auto", "docker"):
             ok, about = docker_engine.reachable()
             if ok:
-                return docker_engine.validator(log=log), f"docker validator ({about})"
+                docker = docker_engine.validator(log=log)
+                docker.benchmark_timeout = self.benchmark_timeout_s
+                docker.selection = SelectionSettings(budget_s=self.selection_budget_s)
+                return docker, f"docker validator ({about})"
             if self.validator == "docker":
                 return None, about
         if not self.allow_local:

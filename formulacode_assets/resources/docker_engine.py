@@ -41,6 +41,10 @@ class DockerEngineResource(ConfigurableResource):
     uv_requirement: str = Field(default="uv", description="pip requirement for uv in the toolchain image")
     mem_limit: str | None = Field(default=None, description="memory limit of validation containers, e.g. '8g'")
     keep_images: bool = Field(default=False, description="keep validation images (default: removed after use)")
+    uv_cache_volume: str | None = Field(
+        default="fc-uv-cache",
+        description="named volume holding the uv cache every build container shares (None: no shared cache)",
+    )
 
     def client(self, timeout: float | None = None):
         import docker
@@ -77,5 +81,6 @@ class DockerEngineResource(ConfigurableResource):
             uv_requirement=self.uv_requirement,
             keep_images=self.keep_images,
             mem_limit=self.mem_limit,
+            uv_cache_volume=self.uv_cache_volume,
             log=log,
         )

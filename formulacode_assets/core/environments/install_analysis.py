@@ -29,6 +29,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from formulacode_assets.core.environments.system_packages import is_conda_only
 from formulacode_assets.core.mining.asv_config import AsvConfigError, find_asv_config
 from formulacode_assets.core.mining.git import GitError, run_git
 
@@ -462,7 +463,7 @@ def relaxation_steps(
     def matrix_reqs(pinned: bool) -> list[str]:
         out = []
         for name, spec in matrix.items():
-            if spec is None:
+            if spec is None or is_conda_only(name):  # a C library / tool: apt's, not pip's (system_packages)
                 continue
             if pinned and spec:
                 out.append(f"{name}=={spec}" if re.fullmatch(r"[0-9][0-9A-Za-z.!+*-]*", spec) else f"{name}{spec}")

@@ -43,6 +43,7 @@ from formulacode_assets.core.environments.install_analysis import (
 )
 from formulacode_assets.core.environments.pin_dates import flag_old_pins, pin_dates
 from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
+from formulacode_assets.core.environments.system_packages import system_packages_for_analysis
 from formulacode_assets.core.environments.validation import ValidationRequest, ValidationResult, Validator
 from formulacode_assets.core.measurement.selection import changed_lines
 from formulacode_assets.core.mining.git import GitError
@@ -137,6 +138,7 @@ def _selection_columns(result: ValidationResult) -> dict:
         "selection_rule": (result.selection or {}).get("rule"),
         "selection": json.dumps(result.selection) if result.selection is not None else None,
         "step_times": json.dumps({s["name"]: s["duration_s"] for s in result.steps}),
+        "system_packages": result.system_packages,
     }
 
 
@@ -456,6 +458,7 @@ class ContextSynthesizer:
             exclude_newer=analysis.resolution_cutoff,
             asv_requirement=self.settings.asv_requirement,
             changed_lines=changed or {},
+            system_packages=system_packages_for_analysis(analysis).packages,
         )
 
     def _validated(

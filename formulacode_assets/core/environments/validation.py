@@ -43,6 +43,8 @@ class ValidationRequest:
     asv_requirement: str = "asv>=0.6"
     # Base lines the context's changes rewrite ({path: [lines]}): they decide which benchmarks run.
     changed_lines: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    # Debian packages the build needs (system_packages.py): the Docker validator installs them with apt.
+    system_packages: Sequence[str] = ()
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ValidationResult:
     steps: list[dict] = field(default_factory=list)  # name, returncode, duration_s per step
     benchmarks_selected: list[str] = field(default_factory=list)  # what the quick run timed
     selection: dict | None = None  # Selection.as_dict(): the rule per benchmark, probe counts
+    system_packages: list[str] | None = None  # Debian packages installed in the image (None: none by apt)
 
 
 class Validator(ABC):

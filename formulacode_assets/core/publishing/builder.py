@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from formulacode_assets.core.environments.docker_validator import DockerValidator, _toolchain_tag
+from formulacode_assets.core.environments.docker_validator import DockerValidator, _toolchain_tag, system_image_tag
 from formulacode_assets.core.environments.validation import tail
 from formulacode_assets.core.mining.asv_config import load_asv_json
 from formulacode_assets.core.mining.git import GitError, run_git
@@ -117,6 +117,8 @@ class ImagePublisher:
 
     def _publish(self, month: str, context: Mapping, image: ImageName, benchmarks: list[str], row: dict) -> None:
         toolchain, fc_python = toolchain_for(self.toolchains, context.get("python_version"))
+        if context.get("system_packages"):  # the apt layer the context validated with
+            toolchain = system_image_tag(toolchain, context["system_packages"])
         mirror = self.mirror_path(context["repo_name"])
         recipe = ImageRecipe(
             repo_name=context["repo_name"],
@@ -158,7 +160,9 @@ class ImagePublisher:
         if self.client is None:
             row.update(status="not_built", reason=self.unavailable_reason)
             return
-        ok, error, lines = self._build(image, tar, context.get("python_version") or "3")
+        ok, error, lines = self._build(
+            image, tar, context.get("python_version") or "3", context.get("system_packages") or ()
+        )
         row["build_log_tail"] = tail("\n".join(lines))
         if not ok:
             row.update(status="failed", reason=f"image build failed: {error}"[:500])
@@ -182,13 +186,18 @@ class ImagePublisher:
         except Exception:  # not in this engine (published by another machine)
             return None
 
-    def _build(self, image: ImageName, tar: bytes, python_version: str) -> tuple[bool, str | None, list[str]]:
+    def _build(
+        self, image: ImageName, tar: bytes, python_version: str, system_packages: Sequence[str] = ()
+    ) -> tuple[bool, str | None, list[str]]:
         import io
 
         try:
-            self.toolchains.toolchain_image(python_version)
+            toolchain = self.toolchains.toolchain_image(python_version)
+            _, _, error = self.toolchains.system_image(toolchain, list(system_packages))
         except Exception as exc:
             return False, f"toolchain image: {str(exc).splitlines()[0]}", []
+        if error is not None:
+            return False, f"system packages {' '.join(system_packages)}: {error}", []
         with self._counter_lock:
             self.builds += 1
         self.log(f"{image}: docker build (target final)")
