@@ -236,6 +236,7 @@ CONTEXTS = Contract(
         Column("selection_rule", pa.string(), "coverage / name / sample / all: what chose the change's benchmarks"),
         Column("selection", pa.large_string(), "JSON: rule per benchmark, benchmarks probed / covering, probe errors"),
         Column("step_times", pa.large_string(), "JSON {step: seconds} of the deciding validation (kept on failure)"),
+        Column("benchmarks_excluded", pa.list_(pa.string()), "benchmark modules set aside: they fail at import"),
         Column("benchmarks_stable", pa.bool_(), "same benchmark sets in every repeat"),
         Column("validations", pa.int32(), "repeats of discovery + quick run"),
         Column("duration_s", pa.float64(), "wall time spent on this context this run"),

@@ -137,6 +137,7 @@ def _selection_columns(result: ValidationResult) -> dict:
         "selection_rule": (result.selection or {}).get("rule"),
         "selection": json.dumps(result.selection) if result.selection is not None else None,
         "step_times": json.dumps({s["name"]: s["duration_s"] for s in result.steps}),
+        "benchmarks_excluded": result.benchmarks_excluded,
     }
 
 

@@ -64,6 +64,7 @@ class ValidationResult:
     steps: list[dict] = field(default_factory=list)  # name, returncode, duration_s per step
     benchmarks_selected: list[str] = field(default_factory=list)  # what the quick run timed
     selection: dict | None = None  # Selection.as_dict(): the rule per benchmark, probe counts
+    benchmarks_excluded: list[str] = field(default_factory=list)  # "module path: reason" of modules failing import
 
 
 class Validator(ABC):
