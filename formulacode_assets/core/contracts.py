@@ -220,6 +220,7 @@ CONTEXTS = Contract(
         Column("resolution_log_tail", pa.large_string(), "uv pip compile log, newest last"),
         Column("pin_release_dates", pa.large_string(), "JSON {pin: release date (ISO) or null when unknown}"),
         Column("pins_flagged", pa.list_(pa.string()), "pins released more than two years before the commit"),
+        Column("pins_floored", pa.list_(pa.string()), "floors added against old pins: pkg>=V (was pkg==old; now ...)"),
         Column("build_env_sh", pa.large_string(), "the validated script (or the last one tried)"),
         Column("script_source", pa.string(), "registry / template / agent (where build_env_sh came from)"),
         Column("reused", pa.bool_(), "taken from the registry without re-validation"),
