@@ -276,11 +276,15 @@ class LocalValidator(Validator):
                 if excluded:
                     result.benchmarks_excluded = excluded
                     shutil.rmtree(results_dir, ignore_errors=True)
-                    discovery = step("discovery-1-without-excluded", commands["discovery"], self.step_timeout)
-                    if discovery.timed_out:
-                        self._fail(result, "timeout", over(self.step_timeout, "benchmark discovery"), discovery)
+                    retry = step("discovery-1-without-excluded", commands["discovery"], self.step_timeout)
+                    if retry.timed_out:
+                        self._fail(result, "timeout", over(self.step_timeout, "benchmark discovery"), retry)
                         return
                     discovered = read_discovery(results_dir)
+                    if not discovered:  # the first discovery's output shows the import errors
+                        why = f"asv discovered no benchmarks; {len(excluded)} module(s) fail at import: {excluded[0]}"
+                        self._fail(result, "discovery", why[:1000], discovery)
+                        return
             if discovered and selection is None:
                 result.benchmarks = list(discovered)  # kept on the row even when a later step fails
                 selection = self._select(request, discovered, venv, repo, step, deadline)

@@ -465,7 +465,8 @@ class ContextSynthesizer:
             )
         except AnalysisError:
             return row
-        return {**row, **_analysis_columns(analysis)}
+        # The pins are what was built (floored by the pin guard, maybe), not the cached analysis's.
+        return {**row, **_analysis_columns(analysis), "dependencies": known.pins}
 
     def _request(
         self, analysis: InstallAnalysis, candidate: Candidate, mirror: Path, changed: dict | None = None
