@@ -78,3 +78,46 @@ def test_the_sample_and_the_smoke_benchmarks_prefer_those_the_probe_ran_quickly(
     assert select_benchmarks(discovered, {"pkg/other.py": [1]}, {}, settings).selected == (
         select_benchmarks(discovered, {"pkg/other.py": [1]}, {}, settings).selected
     )
+
+
+def test_a_context_whose_benchmarks_outlast_the_budget_is_not_retried_with_another_script(tmp_path):
+    from datetime import UTC, datetime
+
+    from formulacode_assets.core.environments.registry import ContextRegistry
+    from formulacode_assets.core.environments.synthesis import ContextSynthesizer, ContextTarget, SynthesisSettings
+    from formulacode_assets.core.environments.validation import ValidationResult, Validator
+    from formulacode_assets_tests.docker_fixtures import available_interpreters, mirror_of, tiny_asv_repo
+
+    repo, sha = tiny_asv_repo(tmp_path / "tiny")
+    registry = ContextRegistry(tmp_path / "registry.sqlite")
+
+    class OutOfBudget(Validator):  # built and discovered, then the quick run outlasted the budget
+        name = "stub"
+        calls = 0
+
+        def validate(self, request, *, repeats=2):
+            OutOfBudget.calls += 1
+            return ValidationResult(
+                ok=False, validator=self.name, stage_failed="timeout", benchmarks=["bench_tiny.time_add"],
+                reason="the validation budget of 600 s ran out during the quick run",
+            )  # fmt: skip
+
+    class Agent:  # would be asked to revise a script that is not the problem
+        model = "never-called"
+
+        def revise(self, *args):
+            raise AssertionError("the agent must not be asked")
+
+    synthesizer = ContextSynthesizer(
+        registry=registry,
+        validator=OutOfBudget(),
+        mirror_path=lambda name: mirror_of(repo),
+        interpreters=available_interpreters(),
+        settings=SynthesisSettings(repeats=1, max_agent_attempts=3),
+        agent=Agent(),
+    )
+    row = synthesizer.context_row(
+        "2024-01-01", ContextTarget("test/tiny", sha, (), (), datetime(2024, 1, 11, tzinfo=UTC))
+    )
+    assert (row["status"], row["stage_failed"], row["attempts"]) == ("failed", "timeout", 1)
+    assert OutOfBudget.calls == 1 and row["n_benchmarks"] == 1

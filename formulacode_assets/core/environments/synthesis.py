@@ -143,6 +143,15 @@ def _selection_columns(result: ValidationResult) -> dict:
     }
 
 
+def _benchmarks_too_slow(result: ValidationResult) -> bool:
+    """The environment built and discovered benchmarks, then the budget ran out timing them.
+
+    Another script (the template after the registry's, an agent revision) builds the same
+    environment and runs out of the same budget: trying it only burns another budget.
+    """
+    return not result.ok and result.stage_failed == "timeout" and bool(result.benchmarks)
+
+
 def _base_row(month: str, target: ContextTarget) -> dict:
     return {
         "month": month,
@@ -372,8 +381,10 @@ class ContextSynthesizer:
             last = (candidate, result)
             if result.ok:
                 return self._validated(row, analysis, candidate, result, attempts, month, started)
+            if _benchmarks_too_slow(result):
+                break
 
-        if self.agent is not None:
+        if self.agent is not None and not _benchmarks_too_slow(last[1]):
             for i in range(self.settings.max_agent_attempts):
                 failing, failure = last
                 try:
