@@ -121,3 +121,14 @@ def test_a_context_whose_benchmarks_outlast_the_budget_is_not_retried_with_anoth
     )
     assert (row["status"], row["stage_failed"], row["attempts"]) == ("failed", "timeout", 1)
     assert OutOfBudget.calls == 1 and row["n_benchmarks"] == 1
+
+
+def test_the_name_rule_keeps_few_quick_benchmarks_and_none_the_probe_saw_time_out():
+    io = [f"dataset_io.Read{k}.time_load" for k in range(20)]
+    discovered = io + [f"dataset.Ops.time_op{k}" for k in range(3)] + [f"strings.S.time_{k}" for k in range(10)]
+    probe = {name: {"hit": False, "seconds": 20.0, "error": "timeout"} for name in io[:5]}
+    probe.update({f"dataset.Ops.time_op{k}": {"hit": False, "seconds": 0.1 * (3 - k), "error": None} for k in range(3)})
+    chosen = select_benchmarks(discovered, {"pkg/core/dataset.py": [10]}, probe, SelectionSettings(name_selected=6))
+    assert chosen.rule == "name" and len(chosen.primary) == 6
+    assert not set(chosen.primary) & set(io[:5])  # timed out in the probe
+    assert {"dataset.Ops.time_op0", "dataset.Ops.time_op1", "dataset.Ops.time_op2"} <= set(chosen.primary)

@@ -40,7 +40,8 @@ class SelectionSettings:
     budget_s: float = 120  # the whole probe (setup + one call per benchmark, under the tracer)
     benchmark_timeout_s: float = 20  # one benchmark's probe
     run_all_below: int = 20  # suites this small run whole
-    max_selected: int = 25  # coverage / name picks kept (name-matched and shortest first)
+    max_selected: int = 25  # coverage picks kept (name-matched and shortest first)
+    name_selected: int = 10  # name-rule picks kept (the probe's quick ones first)
     sample_size: int = 5  # the fallback sample when nothing matched
     smoke: int = 3  # other benchmarks added as a smoke sample
 
@@ -183,7 +184,10 @@ def select_benchmarks(
         ranked = sorted(covering, key=lambda n: (n not in named, float(probe[n].get("seconds") or 0), n))
         primary, rule = ranked[: settings.max_selected], "coverage"
     elif named:
-        primary, rule = named[: settings.max_selected], "name"
+        # Quick ones first, and none the probe saw fail or time out while others are left: a
+        # module named like a big changed file (``dataset``) matches dozens of slow I/O benchmarks.
+        healthy_named = [b for b in named if b not in errors] or named
+        primary, rule = _quick_first(healthy_named, probe)[: settings.name_selected], "name"
     else:
         primary, rule = _quick_first(_stable_order(discovered, salt), probe)[: settings.sample_size], "sample"
     rules = dict.fromkeys(primary, rule)
