@@ -66,12 +66,21 @@ def main(mirror: str, repo_name: str, shas: list[str]) -> None:
         validator=validator,
         mirror_path=lambda name: Path(mirror),
         interpreters=interpreters,
-        settings=SynthesisSettings(repeats=1, max_agent_attempts=0),
+        # Release dates of the pins (and floors for old ones) from PyPI's JSON API; "" turns them off.
+        settings=SynthesisSettings(
+            repeats=1,
+            max_agent_attempts=0,
+            pin_index_url=os.environ.get("FC_PIN_INDEX", "https://pypi.org/simple") or None,
+        ),
         cache_dir=work / "cache",
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
-    print("| commit | status | stage | s total | s build | benchmarks | selected | rule | apt | reason |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| commit | status | stage | s total | s build | benchmarks | selected | rule | apt | excluded "
+        "| floored | reason |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rows_file = os.environ.get("FC_BENCH_ROWS")  # every row as JSON lines, for the write-up
     for sha in shas:
         parent = subprocess.run(
             ["git", f"--git-dir={mirror}", "rev-parse", f"{sha}^1"], capture_output=True, text=True, check=True
@@ -87,9 +96,14 @@ def main(mirror: str, repo_name: str, shas: list[str]) -> None:
         print(
             f"| {sha[:10]} | {row['status']} | {row.get('stage_failed') or ''} | {time.monotonic() - started:.0f} "
             f"| {build:.0f} | {row.get('n_benchmarks')} | {len(row.get('benchmarks_selected') or [])} "
-            f"| {row.get('selection_rule')} | {row.get('system_packages')} | {(row.get('reason') or '')[:80]} |",
+            f"| {row.get('selection_rule')} | {row.get('system_packages')} "
+            f"| {len(row.get('benchmarks_excluded') or [])} "
+            f"| {', '.join(row.get('pins_floored') or []) or '–'} | {(row.get('reason') or '')[:80]} |",
             flush=True,
         )
+        if rows_file:
+            with open(rows_file, "a") as out:
+                out.write(json.dumps({"elapsed_s": round(time.monotonic() - started, 1), **row}, default=str) + "\n")
 
 
 if __name__ == "__main__":

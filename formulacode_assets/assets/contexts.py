@@ -33,6 +33,8 @@ def validation_metadata(rows: list[dict]) -> dict:
         "contexts_validated": MetadataValue.int(sum(r["status"] == "ok" for r in rows)),
         "median_validation_s": MetadataValue.float(float(median)),
         "chosen_by_coverage": MetadataValue.int(sum(r.get("selection_rule") == "coverage" for r in rows)),
+        "pins_floored": MetadataValue.int(sum(len(r.get("pins_floored") or []) for r in rows)),
+        "benchmark_modules_excluded": MetadataValue.int(sum(len(r.get("benchmarks_excluded") or []) for r in rows)),
     }
 
 

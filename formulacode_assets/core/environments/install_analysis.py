@@ -498,6 +498,35 @@ def uv_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _compile_command(uv: str, minor: str, cutoff_iso: str, args: Sequence[str]) -> list[str]:
+    cmd = [uv, "pip", "compile", "-", "--no-config", "--no-header", "--no-annotate", "--quiet"]
+    return [*cmd, "--python-version", minor, "--exclude-newer", cutoff_iso, *args]
+
+
+def resolver_at(python_version: str, cutoff_iso: str, step: str | None, *, uv: str = "uv", timeout: float = 300):
+    """``resolve(requirements) -> (ok, pins, error)`` with an analysis's Python, cutoff and resolution step.
+
+    For the pin guard (:func:`.pin_dates.guard_old_pins`): the same resolution with floors added.
+    """
+    minor = ".".join(python_version.split(".")[:2])
+    cmd = _compile_command(uv, minor, cutoff_iso, ["--no-build"] if step == "wheels" else [])
+
+    def resolve(requirements: list[str]) -> tuple[bool, list[str], str]:
+        try:
+            proc = subprocess.run(
+                cmd, input="\n".join(requirements) + "\n", capture_output=True, text=True, timeout=timeout,
+                env=uv_environment(),
+            )  # fmt: skip
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            return False, [], f"{type(exc).__name__}: {exc}"
+        if proc.returncode != 0:
+            return False, [], proc.stderr
+        pins = [line.strip() for line in proc.stdout.splitlines() if line.strip() and not line.startswith("#")]
+        return True, pins, ""
+
+    return resolve
+
+
 def resolve_as_of(
     dependencies: Sequence[str],
     matrix: dict[str, str | None],
@@ -525,8 +554,7 @@ def resolve_as_of(
     result = None
     minor = ".".join(python_version.split(".")[:2])
     for name, reqs, args, when in steps:
-        cmd = [uv, "pip", "compile", "-", "--no-config", "--no-header", "--no-annotate", "--quiet"]
-        cmd += ["--python-version", minor, "--exclude-newer", _as_iso(when), *args]
+        cmd = _compile_command(uv, minor, _as_iso(when), args)
         log.append(f"$ {' '.join(cmd)}  # step {name}: {len(reqs)} requirements")
         try:
             proc = subprocess.run(

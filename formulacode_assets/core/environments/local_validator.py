@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from formulacode_assets.core.environments.module_check import IMPORT_DRIVER, failing_modules, set_aside
 from formulacode_assets.core.environments.validation import (
     CA_VARIABLES,
     PYTHON_PROBE,
@@ -174,6 +175,7 @@ class LocalValidator(Validator):
         validation_budget: float = 600,
         benchmark_timeout: float = 60,
         selection: SelectionSettings | None = None,
+        module_import_timeout: float = 60,
     ):
         self.work_root = Path(work_root) if work_root else None
         self.uv_cache_dir = Path(uv_cache_dir) if uv_cache_dir else None
@@ -184,6 +186,7 @@ class LocalValidator(Validator):
         self.validation_budget = validation_budget  # the whole validation, build included
         self.benchmark_timeout = benchmark_timeout  # asv's per-benchmark timeout in the quick run
         self.selection = selection or SelectionSettings()
+        self.module_import_timeout = module_import_timeout  # one benchmark module's import, when discovery fails
 
     def validate(self, request: ValidationRequest, *, repeats: int = 2) -> ValidationResult:
         started = time.monotonic()
@@ -268,6 +271,20 @@ class LocalValidator(Validator):
                 self._fail(result, "timeout", over(self.step_timeout, "benchmark discovery"), discovery)
                 return
             discovered = read_discovery(results_dir)
+            if not discovered and i == 0:
+                excluded = self._set_aside_failing_modules(request, venv, repo, tmp, env, result, deadline)
+                if excluded:
+                    result.benchmarks_excluded = excluded
+                    shutil.rmtree(results_dir, ignore_errors=True)
+                    retry = step("discovery-1-without-excluded", commands["discovery"], self.step_timeout)
+                    if retry.timed_out:
+                        self._fail(result, "timeout", over(self.step_timeout, "benchmark discovery"), retry)
+                        return
+                    discovered = read_discovery(results_dir)
+                    if not discovered:  # the first discovery's output shows the import errors
+                        why = f"asv discovered no benchmarks; {len(excluded)} module(s) fail at import: {excluded[0]}"
+                        self._fail(result, "discovery", why[:1000], discovery)
+                        return
             if discovered and selection is None:
                 result.benchmarks = list(discovered)  # kept on the row even when a later step fails
                 selection = self._select(request, discovered, venv, repo, step, deadline)
@@ -296,6 +313,31 @@ class LocalValidator(Validator):
             done.append(repeat)
             result.returncode, result.stdout_tail, result.stderr_tail = run.returncode, run.stdout, run.stderr
         combine_repeats(result, done)
+
+    def _set_aside_failing_modules(
+        self, request, venv: Path, repo: Path, tmp: Path, env: dict, result: ValidationResult, deadline: float
+    ) -> list[str]:
+        """Import each benchmark module on its own; move the failing ones out of the checkout (see module_check)."""
+        bench_dir = repo / request.asv.benchmark_dir
+        python = str(venv / "bin" / "python")
+        started, checked = time.monotonic(), [0]
+
+        def import_one(module: str) -> tuple[bool, str]:
+            checked[0] += 1
+            timeout = max(1.0, min(self.module_import_timeout, deadline - time.monotonic()))
+            cmd = [python, "-c", IMPORT_DRIVER, str(bench_dir), module]
+            outcome = run_step(cmd, cwd=repo, env=env, timeout=timeout, logs=tmp / "logs" / f"import-{checked[0]}")
+            if outcome.timed_out:
+                return False, f"import did not finish within {timeout:.0f} s"
+            last = (outcome.stdout.strip() or outcome.stderr.strip()).splitlines()
+            return outcome.returncode == 0, (last[-1] if last else f"exit {outcome.returncode}")[:300]
+
+        # Keep a third of what is left for discovery and the quick run on the modules that import.
+        until = started + max(0.0, (deadline - started) * 2 / 3)
+        failing, _ = failing_modules(bench_dir, import_one, time_left=lambda: until - time.monotonic())
+        duration = round(time.monotonic() - started, 3)
+        result.steps.append({"name": "module-imports", "returncode": len(failing), "duration_s": duration})
+        return set_aside(bench_dir, failing, tmp / "excluded-benchmarks") if failing else []
 
     def _select(self, request, discovered, venv: Path, repo: Path, step, deadline: float) -> Selection:
         """Probe the discovered benchmarks under a line tracer (within the selection budget), then choose."""

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,8 +40,9 @@ from formulacode_assets.core.environments.install_analysis import (
     InstallAnalysis,
     Interpreter,
     analyze_install,
+    resolver_at,
 )
-from formulacode_assets.core.environments.pin_dates import flag_old_pins, pin_dates
+from formulacode_assets.core.environments.pin_dates import flag_old_pins, guard_old_pins, pin_dates
 from formulacode_assets.core.environments.registry import ContextRegistry, RegisteredContext
 from formulacode_assets.core.environments.system_packages import system_packages_for_analysis
 from formulacode_assets.core.environments.validation import ValidationRequest, ValidationResult, Validator
@@ -72,6 +73,7 @@ class SynthesisSettings:
     max_workers: int = 1  # repositories in parallel (commits of one repository run in order)
     pin_index_url: str | None = None  # JSON simple API for pin release dates (None: no date lookups)
     max_pin_age_days: int = 730
+    floor_old_pins: bool = True  # floor an old pin that had a newer release and re-resolve (not only flag it)
 
 
 def targets_from_perf_commits(rows: Iterable[Mapping]) -> list[ContextTarget]:
@@ -139,7 +141,17 @@ def _selection_columns(result: ValidationResult) -> dict:
         "selection": json.dumps(result.selection) if result.selection is not None else None,
         "step_times": json.dumps({s["name"]: s["duration_s"] for s in result.steps}),
         "system_packages": result.system_packages,
+        "benchmarks_excluded": result.benchmarks_excluded,
     }
+
+
+def _benchmarks_too_slow(result: ValidationResult) -> bool:
+    """The environment built and discovered benchmarks, then the budget ran out timing them.
+
+    Another script (the template after the registry's, an agent revision) builds the same
+    environment and runs out of the same budget: trying it only burns another budget.
+    """
+    return not result.ok and result.stage_failed == "timeout" and bool(result.benchmarks)
 
 
 def _base_row(month: str, target: ContextTarget) -> dict:
@@ -317,12 +329,34 @@ class ContextSynthesizer:
             f"can_install={analysis.can_install})"
         )
         row = {**_base_row(month, target), **_analysis_columns(analysis), "validator": validator.name}
-        if self.settings.pin_index_url and analysis.pins:
+        if self.settings.pin_index_url and analysis.pins and not self.settings.floor_old_pins:
             dates = pin_dates(analysis.pins, self.settings.pin_index_url)
             row["pin_release_dates"] = json.dumps(dates)
             row["pins_flagged"] = flag_old_pins(dates, analysis.commit_datetime, self.settings.max_pin_age_days)
             if row["pins_flagged"]:
                 self.log(f"{target.repo_name}@{target.base_sha[:12]}: old pins {row['pins_flagged']}")
+        elif self.settings.pin_index_url and analysis.pins:
+            guard = guard_old_pins(
+                analysis.pins,
+                analysis.dependencies,
+                analysis.commit_datetime,
+                self.settings.pin_index_url,
+                resolver_at(
+                    analysis.python_version,
+                    analysis.resolution_cutoff,
+                    analysis.resolution_step,
+                    timeout=self.settings.resolve_timeout_s,
+                ),
+                max_age_days=self.settings.max_pin_age_days,
+            )
+            if guard.floored:  # the build installs the floored resolution
+                analysis = replace(analysis, pins=guard.pins, dependencies=guard.requirements)
+                row.update(_analysis_columns(analysis))
+                self.log(f"{target.repo_name}@{target.base_sha[:12]}: floored old pins {guard.floored}")
+            row["pin_release_dates"] = json.dumps(guard.dates)
+            row["pins_flagged"], row["pins_floored"] = guard.flagged, guard.floored
+            if guard.flagged:
+                self.log(f"{target.repo_name}@{target.base_sha[:12]}: old pins {guard.flagged}")
         nearest = self.registry.nearest_earlier(
             target.repo_name, analysis.commit_date, exclude_sha=target.base_sha, validator=validator.name
         )
@@ -349,8 +383,10 @@ class ContextSynthesizer:
             last = (candidate, result)
             if result.ok:
                 return self._validated(row, analysis, candidate, result, attempts, month, started)
+            if _benchmarks_too_slow(result):
+                break
 
-        if self.agent is not None:
+        if self.agent is not None and not _benchmarks_too_slow(last[1]):
             for i in range(self.settings.max_agent_attempts):
                 failing, failure = last
                 try:
@@ -442,7 +478,8 @@ class ContextSynthesizer:
             )
         except AnalysisError:
             return row
-        return {**row, **_analysis_columns(analysis)}
+        # The pins are what was built (floored by the pin guard, maybe), not the cached analysis's.
+        return {**row, **_analysis_columns(analysis), "dependencies": known.pins}
 
     def _request(
         self, analysis: InstallAnalysis, candidate: Candidate, mirror: Path, changed: dict | None = None

@@ -67,6 +67,7 @@ class ValidationResult:
     benchmarks_selected: list[str] = field(default_factory=list)  # what the quick run timed
     selection: dict | None = None  # Selection.as_dict(): the rule per benchmark, probe counts
     system_packages: list[str] | None = None  # Debian packages installed in the image (None: none by apt)
+    benchmarks_excluded: list[str] = field(default_factory=list)  # "module path: reason" of modules failing import
 
 
 class Validator(ABC):

@@ -8,12 +8,13 @@ budget, and timing benchmarks the change never reaches measures nothing. So, per
 2. a probe (:data:`PROBE_DRIVER`, run by the built environment's own Python) executes each
    discovered benchmark's setup and one call with a line tracer limited to the changed files, in
    a priority order (name-matched benchmarks first) until its time budget runs out; each
-   benchmark gets its own timeout (``SIGALRM``), and results are written line by line, so a probe
-   killed at the budget still counts what it did;
+   benchmark gets its own timeout (``SIGALRM``), the other benchmarks of a class (or module) whose
+   benchmark timed out are skipped (they share its slow setup), and results are written line by
+   line, so a probe killed at the budget still counts what it did;
 3. :func:`select_benchmarks` (pure) keeps the benchmarks that executed a changed line (rule
    ``coverage``); when none did, the name-matched ones (``name``); else a deterministic sample
-   (``sample``); suites small enough run whole (``all``). A few other benchmarks join as a smoke
-   sample (``smoke``).
+   (``sample``, the benchmarks the probe ran quickly first); suites small enough run whole
+   (``all``). A few other benchmarks join as a smoke sample (``smoke``).
 
 The probe runs at the base commit (the environment a context validates): the changed base lines
 are exactly the code whose speed the change alters.
@@ -39,7 +40,8 @@ class SelectionSettings:
     budget_s: float = 120  # the whole probe (setup + one call per benchmark, under the tracer)
     benchmark_timeout_s: float = 20  # one benchmark's probe
     run_all_below: int = 20  # suites this small run whole
-    max_selected: int = 25  # coverage / name picks kept (name-matched and shortest first)
+    max_selected: int = 25  # coverage picks kept (name-matched and shortest first)
+    name_selected: int = 10  # name-rule picks kept (the probe's quick ones first)
     sample_size: int = 5  # the fallback sample when nothing matched
     smoke: int = 3  # other benchmarks added as a smoke sample
 
@@ -182,15 +184,35 @@ def select_benchmarks(
         ranked = sorted(covering, key=lambda n: (n not in named, float(probe[n].get("seconds") or 0), n))
         primary, rule = ranked[: settings.max_selected], "coverage"
     elif named:
-        primary, rule = named[: settings.max_selected], "name"
+        # Quick ones first, and none the probe saw fail or time out while others are left: a
+        # module named like a big changed file (``dataset``) matches dozens of slow I/O benchmarks.
+        healthy_named = [b for b in named if b not in errors] or named
+        primary, rule = _quick_first(healthy_named, probe)[: settings.name_selected], "name"
     else:
-        primary, rule = _stable_order(discovered, salt)[: settings.sample_size], "sample"
+        primary, rule = _quick_first(_stable_order(discovered, salt), probe)[: settings.sample_size], "sample"
     rules = dict.fromkeys(primary, rule)
     healthy = [b for b in _stable_order(discovered, "smoke" + salt) if b not in rules and b not in errors]
+    healthy = _quick_first(healthy, probe)
     for name in healthy[: settings.smoke]:
         rules[name] = "smoke"
     selected = sorted(rules)
     return Selection(selected, rules, len(probe), covering, errors, seconds)
+
+
+def _quick_first(names: Sequence[str], probe: Mapping[str, Mapping]) -> list[str]:
+    """Benchmarks the probe ran cleanly, quickest first, then the unprobed; the ones that failed it last.
+
+    A sample only has to show that the environment times benchmarks: one whose setup takes
+    minutes (a large graph built per call) would spend the validation budget on nothing.
+    """
+
+    def key(name: str) -> tuple[int, float]:
+        seen = probe.get(name)
+        if seen is None:
+            return (1, 0.0)
+        return (2, 0.0) if seen.get("error") else (0, float(seen.get("seconds") or 0))
+
+    return sorted(names, key=key)  # stable: ties keep the deterministic order
 
 
 def bench_regexes(names: Iterable[str]) -> list[str]:
@@ -242,10 +264,17 @@ def tracer(frame, event, arg):
         hits.add(1)
     return local
 
+slow = set()  # classes (or modules) one of whose benchmarks timed out: their setup is shared
+
 for name in spec["names"]:
     started = time.monotonic()
     hits.clear()
     error = None
+    owner = name.rsplit(".", 1)[0]
+    if owner in slow:
+        out.write(json.dumps({"name": name, "hit": False, "seconds": 0.0,
+                              "error": "skipped: a benchmark of " + owner + " timed out in the probe"}) + "\n")
+        continue
     signal.setitimer(signal.ITIMER_REAL, spec["timeout"])
     try:
         bench = get_benchmark_from_name(root, name)
@@ -263,6 +292,7 @@ for name in spec["names"]:
             sys.settrace(None)
     except Timeout:
         error = "timeout"
+        slow.add(owner)
     except BaseException as exc:
         error = (type(exc).__name__ + ": " + str(exc))[:300]
     finally:
