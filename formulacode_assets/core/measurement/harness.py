@@ -2,8 +2,9 @@
 
 Both environments come from the context's validated ``build_env.sh`` (one at the base commit,
 one at the merged commit; the same commit builds one environment for both sides, as an A/A run
-does). A round times every benchmark once per side, in the order A, B (the next round B, A is not
-used: interleaving A/B/A/B already spreads slow drifts of the machine over both sides). A side of
+does). A round times every benchmark once per side, in the order A, B, and the next round B, A
+(``speedups.round_order``): on a loaded machine A/B/A/B alone let the second slot's cost bias one
+side (a 20-run A/A test under two CPU burners gave one ``improved``). A side of
 a round is one process of the environment's own Python running :data:`TIMING_DRIVER`: per
 benchmark its setup, a warm-up call, then ``samples`` timed samples of ``number`` calls (enough
 calls to last ``min_sample_s``), pinned to a fixed CPU where the machine allows, with a

@@ -114,6 +114,13 @@ class Measurement:
     errors: dict[str, str]
 
 
+def round_order(round_index: int, base, merged) -> tuple[tuple[str, object], tuple[str, object]]:
+    """A, B in even rounds and B, A in odd ones: whatever the second slot of a round costs on a busy
+    machine (a burner's time slice, a cold cache) falls on both sides instead of biasing one."""
+    sides = (("base", base), ("merged", merged))
+    return sides if round_index % 2 == 0 else sides[::-1]
+
+
 def measure(
     key: TaskKey,
     benchmarks: Sequence[str],
@@ -140,7 +147,7 @@ def measure(
         before = envs.runs
         try:
             for r in todo:
-                for side_name, side in (("base", envs.base), ("merged", envs.merged)):
+                for side_name, side in round_order(r, envs.base, envs.merged):
                     rows = envs.time_side(side, benchmarks, f"r{r}-{side_name}")
                     store.put(key, side_name, r, rows)
             runs = envs.runs - before
