@@ -196,6 +196,7 @@ PER_RUN_COLUMNS = {
     "selection_rule",
     "selection",
     "step_times",
+    "benchmarks_excluded",  # modules set aside by this run's import check
 }
 
 
